@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libbeethoven: the C client of beethovend's control socket
+ * (docs/control.md). One handle is one connection; every function is
+ * thread-safe (a handle runs one request at a time) and returns 0 or a
+ * negative BT_E* code from beethoven/error.h. The library never logs,
+ * prints or exits. */
+#ifndef BEETHOVEN_BEETHOVEN_H
+#define BEETHOVEN_BEETHOVEN_H
+
+#include <stddef.h>
+
+#include "beethoven/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define BT_API __attribute__((visibility("default")))
+#else
+#define BT_API
+#endif
+
+/* Where the daemon listens unless told otherwise. */
+#define BT_DEFAULT_SOCKET "/run/beethoven/beethoven.sock"
+/* Environment variable naming the socket (also read by beethovend). */
+#define BT_SOCKET_ENV "BEETHOVEN_CONTROL_SOCKET"
+/* Default per-request timeout, see bt_set_timeout(). */
+#define BT_DEFAULT_TIMEOUT_MS 5000
+/* Longest response line the library accepts (bytes, without "\n"). */
+#define BT_MAX_RESPONSE (16 * 1024 * 1024)
+
+struct bt_client;
+
+/* Returns the library version, e.g. "0.1.0" (static storage). */
+BT_API const char *bt_version(void);
+
+/* Returns the socket path bt_open(NULL, ...) would use: the value of
+ * BEETHOVEN_CONTROL_SOCKET when set and not empty, else BT_DEFAULT_SOCKET.
+ * The string is static or the environment's own; do not free it, and do
+ * not keep it across setenv(). */
+BT_API const char *bt_default_socket_path(void);
+
+/* Connects to the daemon's control socket. socket_path NULL means
+ * bt_default_socket_path(). On success *out is a new handle, released with
+ * bt_close(). Returns 0; BT_EINVAL (out NULL, empty path, path longer than a
+ * Unix socket path may be); BT_ECONNECT (no socket there, nobody listening,
+ * not a socket); BT_EPERM (no permission to the socket or its directory);
+ * BT_ETIMEDOUT (the daemon's accept queue stayed full for the default
+ * timeout); BT_ENOMEM. On BT_ECONNECT, BT_EPERM and BT_ETIMEDOUT errno
+ * holds the system error of connect(2), for messages. */
+BT_API int bt_open(const char *socket_path, struct bt_client **out);
+
+/* Closes the connection and frees the handle. NULL is allowed. No other
+ * thread may use c during or after the call. */
+BT_API void bt_close(struct bt_client *c);
+
+/* Sets the time one request may take (sending plus waiting for the reply
+ * line), in milliseconds; ms <= 0 means wait forever. The default is
+ * BT_DEFAULT_TIMEOUT_MS. Returns 0 or BT_EINVAL (c NULL). */
+BT_API int bt_set_timeout(struct bt_client *c, int ms);
+
+/* The message of the last failed call on c: the daemon's own message when
+ * it answered {"ok": false}, else a description of the local failure; ""
+ * after a successful call. Owned by c; valid until the next call on c from
+ * any thread. Never NULL (returns "" for c NULL). */
+BT_API const char *bt_last_error(struct bt_client *c);
+
+/* The daemon's error code string ("EINVAL", "ENOTFOUND", ...) of the last
+ * call that the daemon answered with {"ok": false}; "" otherwise. Owned by
+ * c, valid like bt_last_error(). */
+BT_API const char *bt_last_error_code(struct bt_client *c);
+
+/* Raw round trip: sends request_json (one JSON value, no newline inside; a
+ * trailing "\n" is optional) and stores the reply line, without its
+ * newline, in *response_json (NUL-terminated, malloc'd: free with
+ * bt_free()). The reply is not interpreted. If the connection was lost by
+ * an earlier call, it is reopened first. Returns 0; BT_EINVAL (bad
+ * arguments, newline inside the request, handle subscribed to events);
+ * BT_ETIMEDOUT; BT_ECLOSED (the daemon closed the connection); BT_EPROTO
+ * (reply cut off by the end of the connection); BT_ETOOBIG (reply longer
+ * than BT_MAX_RESPONSE); BT_ECONNECT/BT_EPERM (reconnect failed); BT_EIO;
+ * BT_ENOMEM. After BT_ETIMEDOUT, BT_EPROTO, BT_ETOOBIG, BT_ECLOSED or
+ * BT_EIO the connection is dropped (a late reply could otherwise be taken
+ * for the next one); the next request reconnects. */
+BT_API int bt_request(struct bt_client *c, const char *request_json,
+                      char **response_json);
+
+/* Runs command cmd with args_json (a JSON object as text; NULL means {}).
+ * On {"ok": true} returns 0 and, when result_json is not NULL, the reply's
+ * "result" value as JSON text in *result_json (malloc'd, free with
+ * bt_free()). On {"ok": false} returns the BT_E* code the daemon's error
+ * code names (e.g. "ENOTFOUND" -> BT_ENOTFOUND) or BT_EDAEMON for any
+ * other code; the daemon's message is then in bt_last_error() and its code
+ * in bt_last_error_code(). Returns BT_EINVAL when args_json is not a JSON
+ * object, BT_EPROTO when the reply is not a JSON object with a boolean
+ * "ok", and the errors of bt_request(). */
+BT_API int bt_call(struct bt_client *c, const char *cmd, const char *args_json,
+                   char **result_json);
+
+/* This node as the daemon sees it ("status" command). Strings are
+ * NUL-terminated and truncated to fit; absent fields are "" or 0. */
+struct bt_status {
+    char node_id[17];      /* 16 hex digits */
+    char name[64];         /* node name */
+    char address[16];      /* dotted IPv4 */
+    unsigned port;         /* listener port */
+    char mode[16];         /* "standalone" or "clustered" */
+    int ready;             /* 1 once joined or founded a cluster */
+    char state[16];        /* daemon state, e.g. "seeking", "member" */
+    char cluster_id[17];   /* "" while not in a cluster */
+    char cluster_name[64]; /* configured cluster name */
+    unsigned members;      /* alive members, this node included */
+    unsigned long long incarnation;
+    char version[32]; /* daemon version */
+};
+
+/* Fills *out from the "status" command. Returns 0, BT_EINVAL (NULL
+ * arguments), BT_EPROTO (result not an object, or node_id, name, address,
+ * mode or ready missing or of the wrong type) or the errors of bt_call(). */
+BT_API int bt_status(struct bt_client *c, struct bt_status *out);
+
+/* Sets *ready to 1 when the node has joined or founded a cluster, else 0.
+ * Returns 0 or the errors of bt_call(). */
+BT_API int bt_ready(struct bt_client *c, int *ready);
+
+/* Waits until the daemon at socket_path (NULL as for bt_open()) says it is
+ * ready, asking every 100 ms and reconnecting while the daemon is not up
+ * yet. timeout_ms < 0 waits forever; 0 asks once. Returns 0 once ready,
+ * BT_ETIMEDOUT when the time ran out first, BT_EINVAL for a bad path,
+ * BT_ENOMEM. Opens and closes its own connection. */
+BT_API int bt_until_ready(const char *socket_path, int timeout_ms);
+
+#define BT_NODES_ACTIVE 0x1 /* bt_nodes(): only alive members */
+
+/* One member of the cluster as this node sees it ("nodes" command). */
+struct bt_node {
+    char id[17];      /* 16 hex digits */
+    char name[64];    /* node name */
+    char address[16]; /* dotted IPv4 */
+    unsigned port;
+    char status[16]; /* "alive", "suspect", "failed", "left", "draining" */
+    unsigned long long incarnation;
+    char last_change[32]; /* ISO 8601 UTC, e.g. 2026-11-23T21:17:54.123Z */
+    int self;             /* 1 for the node answering */
+};
+
+/* Lists the members, this node included; flags BT_NODES_ACTIVE keeps only
+ * alive ones. On success *nodes is a malloc'd array of *count entries
+ * (free with bt_nodes_free(); may be non-NULL with *count 0). Returns 0,
+ * BT_EINVAL (NULL arguments, unknown flags), BT_EPROTO (result not an
+ * array of objects with a string "id"), BT_ENOMEM or the errors of
+ * bt_call(). */
+BT_API int bt_nodes(struct bt_client *c, int flags, struct bt_node **nodes,
+                    size_t *count);
+
+/* Frees an array from bt_nodes(). NULL is allowed. */
+BT_API void bt_nodes_free(struct bt_node *nodes);
+
+/* Turns c into an event stream ("events" command): after this only
+ * bt_events_next() and bt_close() may be used on c (other requests return
+ * BT_EINVAL). replay non-zero first delivers the daemon's recent history,
+ * oldest first. Returns 0, BT_EINVAL (already subscribed), BT_EPROTO (the
+ * daemon did not confirm) or the errors of bt_call(). */
+BT_API int bt_events_subscribe(struct bt_client *c, int replay);
+
+/* Waits up to timeout_ms (< 0: forever, 0: only what has arrived) for the
+ * next event and stores the event object as JSON text in *event_json
+ * (malloc'd, free with bt_free()). Returns 0; BT_ETIMEDOUT (nothing
+ * arrived in time; the stream stays usable); BT_ECLOSED (the daemon went
+ * away); BT_EINVAL (not subscribed, NULL arguments); BT_EPROTO (a line
+ * that is not {"event": {...}}; the stream stays usable); BT_ETOOBIG;
+ * BT_EIO; BT_ENOMEM. */
+BT_API int bt_events_next(struct bt_client *c, int timeout_ms,
+                          char **event_json);
+
+/* An event, split into fields ("" when absent in the event). */
+struct bt_event {
+    char ts[32];   /* ISO 8601 UTC with milliseconds */
+    char kind[16]; /* "member", "cluster", "node" */
+    char id[17];   /* the node concerned */
+    char name[64];
+    char address[16];
+    char from[16]; /* previous status, e.g. "alive" */
+    char to[16];   /* new status, e.g. "failed" */
+    char reason[128];
+    char cluster_id[17]; /* cluster events */
+    unsigned long long incarnation;
+};
+
+/* Parses the JSON text of one event (as from bt_events_next()) into *out.
+ * Does not need a handle. Returns 0, BT_EINVAL (NULL arguments) or
+ * BT_EPROTO (not a JSON object). */
+BT_API int bt_event_parse(const char *event_json, struct bt_event *out);
+
+/* Frees memory returned by the library (responses, results, events). NULL
+ * is allowed. */
+BT_API void bt_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1350 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Membership (see cluster.h).
+ *
+ * Happy path: scan pass -> join the cluster found (JOIN -> WELCOME with the
+ * member list) or found one -> outbound link to every member -> heartbeat
+ * every heartbeat_interval_ms on each -> statuses from the failure detector
+ * every tick -> SIGTERM: LEAVE to all, close.
+ * Failure modes: a member falls silent (suspect, probe others, failed), a
+ * link drops (reconnect with backoff), the join target vanishes (next
+ * pass), another cluster of our name appears (the smaller merges into the
+ * larger), a peer sends nonsense (the message is dropped and noted). */
+#include "cluster.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "beethoven/error.h"
+#include "cidr.h"
+#include "discovery.h"
+#include "fd.h"
+#include "link.h"
+#include "log.h"
+#include "msg.h"
+#include "scan.h"
+
+#define CLUSTER_SYNC_MIN_MS 1000  /* at most one sync request per peer */
+#define CLUSTER_LEAVE_WAIT_MS 300 /* time for the goodbyes to go out */
+#define CLUSTER_PROBE_FANOUT 3    /* members asked about a silent one */
+#define CLUSTER_JOIN_TIMEOUT_MS 3000
+#define CLUSTER_QUICK_SCANS 3 /* rescans at backoff pace after founding */
+
+enum cluster_state {
+    CLUSTER_SEEKING, /* discovery passes, not yet in a cluster */
+    CLUSTER_JOINING, /* JOIN sent, waiting for WELCOME */
+    CLUSTER_MEMBER,  /* in a cluster (possibly alone) */
+    CLUSTER_LEAVING,
+};
+
+static const char *const cluster_state_names[] = {"seeking", "joining",
+                                                  "member", "leaving"};
+
+enum conn_kind { CONN_INBOUND, CONN_MEMBER, CONN_JOIN };
+
+struct member;
+
+struct conn {
+    struct cluster *c;
+    struct link *link;
+    enum conn_kind kind;
+    struct member *m; /* CONN_MEMBER: whose outbound link this is */
+    struct conn *prev, *next;
+};
+
+struct member {
+    uint64_t id;
+    char name[64];
+    uint32_t addr;
+    uint16_t port;
+    uint64_t incarnation;
+    enum member_status status;
+    int64_t last_change_wall; /* ms since epoch, for display */
+    struct fd_state fd;
+    struct conn *out; /* our outbound link, if any */
+    unsigned backoff_ms;
+    monotime_t next_connect;
+    monotime_t sync_req_at;
+    bool self;
+};
+
+struct cluster {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct cluster_hooks hooks;
+    enum cluster_state state;
+    uint64_t cluster_id;
+    bool ready;
+    monotime_t started;
+    int64_t started_wall;
+
+    struct member **members; /* members[0] is ourselves */
+    size_t nmembers, capmembers;
+
+    struct link_params lp_out;               /* outbound and scan links */
+    struct link_params lp_in;                /* inbound links: idle timeout */
+    struct link_noted noted[LINK_NOTED_MAX]; /* complaints, per source */
+    struct link_listener *listener;
+    struct conn inbound; /* data of inbound links before authentication */
+    struct conn *conns;
+    struct conn *join; /* the join in progress */
+    uint64_t join_cluster;
+    monotime_t join_started;
+
+    struct scan *scan;
+    unsigned pass;
+    uint64_t *prev_seekers; /* seekers of the previous pass, sorted */
+    size_t nprev_seekers;
+    unsigned quick_scans; /* rescans at backoff pace after founding */
+    bool watching;        /* rescans after joining */
+    uv_timer_t hb_timer, tick_timer, scan_timer, leave_timer;
+    uint64_t probe_seq;
+    struct fd_config fdc;
+};
+
+static void cluster_schedule_scan(struct cluster *c, unsigned delay_ms);
+static void cluster_schedule_watch(struct cluster *c);
+static void cluster_connect_member(struct cluster *c, struct member *m);
+static void cluster_start_join(struct cluster *c, const struct beacon *b,
+                               const char *why);
+static const struct link_ops cluster_link_ops;
+
+/* --- helpers -------------------------------------------------------------- */
+
+static uint32_t cluster_random(void)
+{
+    uint32_t r = 0;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+        r = (uint32_t)monotime_now() * 2654435761u;
+    return r;
+}
+
+static struct member *cluster_self(const struct cluster *c)
+{
+    return c->members[0];
+}
+
+static struct member *cluster_find(const struct cluster *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->nmembers; i++)
+        if (c->members[i]->id == id)
+            return c->members[i];
+    return NULL;
+}
+
+static unsigned cluster_alive_count(const struct cluster *c)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < c->nmembers; i++)
+        if (c->members[i]->status == MEMBER_ALIVE ||
+            c->members[i]->status == MEMBER_SUSPECT ||
+            c->members[i]->status == MEMBER_DRAINING)
+            n++;
+    return n;
+}
+
+static void cluster_iso_time(int64_t ms, char out[32])
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static struct json_object *cluster_event_new(const char *kind)
+{
+    struct json_object *ev = json_object_new_object();
+    char ts[32];
+    cluster_iso_time(walltime_ms(), ts);
+    json_object_object_add(ev, "ts", json_object_new_string(ts));
+    json_object_object_add(ev, "kind", json_object_new_string(kind));
+    return ev;
+}
+
+static void cluster_emit(struct cluster *c, struct json_object *ev)
+{
+    if (c->hooks.on_event != NULL)
+        c->hooks.on_event(c->hooks.ctx, ev);
+    else
+        json_object_put(ev);
+}
+
+/* The one place a member's status changes: log line, event, side effects. */
+static void cluster_member_set_status(struct cluster *c, struct member *m,
+                                      enum member_status to, const char *reason)
+{
+    enum member_status from = m->status;
+    char id[MSG_ID_LEN + 1], a[16];
+    if (from == to)
+        return;
+    m->status = to;
+    m->last_change_wall = walltime_ms();
+    msg_id_format(m->id, id);
+    cidr_format_addr(m->addr, a);
+    log_info("member_state", "node=%s name=%s addr=%s from=%s to=%s reason=%s",
+             id, m->name, a, member_status_str(from), member_status_str(to),
+             reason);
+    struct json_object *ev = cluster_event_new("member");
+    json_object_object_add(ev, "id", json_object_new_string(id));
+    json_object_object_add(ev, "name", json_object_new_string(m->name));
+    json_object_object_add(ev, "address", json_object_new_string(a));
+    json_object_object_add(ev, "from",
+                           json_object_new_string(member_status_str(from)));
+    json_object_object_add(ev, "to",
+                           json_object_new_string(member_status_str(to)));
+    json_object_object_add(ev, "reason", json_object_new_string(reason));
+    json_object_object_add(ev, "incarnation",
+                           json_object_new_int64((int64_t)m->incarnation));
+    cluster_emit(c, ev);
+}
+
+static void cluster_cluster_event(struct cluster *c, const char *what,
+                                  const char *reason)
+{
+    char cid[MSG_ID_LEN + 1];
+    msg_id_format(c->cluster_id, cid);
+    log_info("cluster_state",
+             "change=%s cluster_id=%s members=%u reason=\"%s\"", what, cid,
+             cluster_alive_count(c), reason);
+    struct json_object *ev = cluster_event_new("cluster");
+    json_object_object_add(ev, "to", json_object_new_string(what));
+    json_object_object_add(ev, "cluster_id", json_object_new_string(cid));
+    json_object_object_add(ev, "reason", json_object_new_string(reason));
+    cluster_emit(c, ev);
+}
+
+static struct member *cluster_add_member(struct cluster *c,
+                                         const struct msg_member *mm,
+                                         monotime_t now)
+{
+    struct member *m = xcalloc(1, sizeof(*m));
+    m->id = mm->id;
+    snprintf(m->name, sizeof(m->name), "%s", mm->name);
+    m->addr = mm->addr;
+    m->port = mm->port;
+    m->incarnation = mm->incarnation;
+    m->status = MEMBER_ALIVE;
+    m->last_change_wall = walltime_ms();
+    fd_init(&m->fd, now);
+    if (c->nmembers == c->capmembers) {
+        c->capmembers = c->capmembers ? c->capmembers * 2 : 8;
+        c->members = xrealloc(c->members, c->capmembers * sizeof(*c->members));
+    }
+    c->members[c->nmembers++] = m;
+    if (c->nmembers > 1) {
+        char id[MSG_ID_LEN + 1], a[16];
+        msg_id_format(m->id, id);
+        log_info("member_added", "node=%s name=%s addr=%s incarnation=%" PRIu64,
+                 id, m->name, cidr_format_addr(m->addr, a), m->incarnation);
+        struct json_object *ev = cluster_event_new("member");
+        json_object_object_add(ev, "id", json_object_new_string(id));
+        json_object_object_add(ev, "name", json_object_new_string(m->name));
+        json_object_object_add(ev, "address", json_object_new_string(a));
+        json_object_object_add(ev, "from", json_object_new_string("none"));
+        json_object_object_add(ev, "to", json_object_new_string("alive"));
+        json_object_object_add(ev, "reason", json_object_new_string("joined"));
+        cluster_emit(c, ev);
+    }
+    return m;
+}
+
+static void cluster_conn_close(struct conn *k)
+{
+    struct cluster *c = k->c;
+    if (k->link != NULL)
+        link_close(k->link, false);
+    if (k->m != NULL && k->m->out == k)
+        k->m->out = NULL;
+    if (c->join == k)
+        c->join = NULL;
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        c->conns = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    free(k);
+}
+
+static void cluster_remove_member(struct cluster *c, size_t i)
+{
+    struct member *m = c->members[i];
+    if (m->out != NULL)
+        cluster_conn_close(m->out);
+    c->members[i] = c->members[--c->nmembers];
+    free(m);
+}
+
+static void cluster_member_json(const struct member *m, struct msg_member *mm)
+{
+    mm->id = m->id;
+    snprintf(mm->name, sizeof(mm->name), "%s", m->name);
+    mm->addr = m->addr;
+    mm->port = m->port;
+    mm->incarnation = m->incarnation;
+    mm->status = m->status;
+}
+
+static struct json_object *cluster_member_list(const struct cluster *c)
+{
+    struct json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < c->nmembers; i++) {
+        struct msg_member mm;
+        cluster_member_json(c->members[i], &mm);
+        json_object_array_add(arr, msg_member_encode(&mm));
+    }
+    return arr;
+}
+
+static uint64_t cluster_digest(const struct cluster *c)
+{
+    uint64_t *ids = xmalloc(c->nmembers * sizeof(*ids));
+    size_t n = 0;
+    for (size_t i = 0; i < c->nmembers; i++)
+        if (c->members[i]->status != MEMBER_LEFT)
+            ids[n++] = c->members[i]->id;
+    uint64_t d = msg_digest(ids, n);
+    free(ids);
+    return d;
+}
+
+static struct beacon cluster_my_beacon(const struct cluster *c)
+{
+    const struct member *self = cluster_self(c);
+    struct beacon b = {0};
+    b.id = self->id;
+    snprintf(b.name, sizeof(b.name), "%s", self->name);
+    b.addr = self->addr;
+    b.port = self->port;
+    b.incarnation = self->incarnation;
+    b.seeking = c->state == CLUSTER_SEEKING || c->cluster_id == 0;
+    b.cluster_id = b.seeking ? 0 : c->cluster_id;
+    b.members = cluster_alive_count(c);
+    return b;
+}
+
+static struct json_object *cluster_beacon_json(void *ctx)
+{
+    struct cluster *c = ctx;
+    struct beacon b = cluster_my_beacon(c);
+    return msg_beacon_encode(&b, c->cfg->cluster_name);
+}
+
+/* The best link to a member: our outbound one, else any inbound from it. */
+static struct link *cluster_link_to(struct cluster *c, const struct member *m)
+{
+    if (m->out != NULL && m->out->link != NULL && link_ready(m->out->link))
+        return m->out->link;
+    for (struct conn *k = c->conns; k != NULL; k = k->next)
+        if (k->kind == CONN_INBOUND && k->link != NULL && link_ready(k->link) &&
+            link_peer_id(k->link) == m->id)
+            return k->link;
+    return NULL;
+}
+
+static void cluster_broadcast(struct cluster *c, unsigned type,
+                              struct json_object *o)
+{
+    for (size_t i = 1; i < c->nmembers; i++) {
+        struct member *m = c->members[i];
+        if (m->status == MEMBER_LEFT || m->status == MEMBER_FAILED)
+            continue;
+        struct link *l = cluster_link_to(c, m);
+        if (l != NULL)
+            link_send_json(l, type, o);
+    }
+}
+
+static void cluster_push_sync(struct cluster *c)
+{
+    struct json_object *o = json_object_new_object();
+    msg_add_id(o, "cluster_id", c->cluster_id);
+    json_object_object_add(o, "members", cluster_member_list(c));
+    cluster_broadcast(c, WIRE_SYNC, o);
+    json_object_put(o);
+}
+
+/* --- becoming a member ---------------------------------------------------- */
+
+static void cluster_become_member(struct cluster *c, const char *what,
+                                  const char *reason)
+{
+    c->state = CLUSTER_MEMBER;
+    cluster_cluster_event(c, what, reason);
+    if (!c->ready) {
+        c->ready = true;
+        log_info("node_ready", "mode=%s members=%u",
+                 cluster_alive_count(c) > 1 ? "clustered" : "standalone",
+                 cluster_alive_count(c));
+        struct json_object *ev = cluster_event_new("node");
+        json_object_object_add(ev, "to", json_object_new_string("ready"));
+        cluster_emit(c, ev);
+    }
+    c->watching = true;
+    cluster_schedule_watch(c);
+}
+
+/* Founds a new cluster: alone (standalone) or as the lowest of seekers.
+ * Nodes that started in the same instant may have founded apart; a few
+ * quick rescans let such twins merge at once, not a watch period later. */
+static void cluster_found(struct cluster *c, bool alone, const char *reason)
+{
+    do {
+        RAND_bytes((unsigned char *)&c->cluster_id, sizeof(c->cluster_id));
+    } while (c->cluster_id == 0);
+    c->quick_scans = CLUSTER_QUICK_SCANS;
+    cluster_become_member(c, alone ? "standalone" : "founded", reason);
+}
+
+/* Applies a member list from WELCOME or SYNC. */
+static void cluster_apply_members(struct cluster *c, struct json_object *arr,
+                                  bool from_welcome)
+{
+    monotime_t now = monotime_now();
+    size_t n = json_object_array_length(arr);
+    bool changed = false;
+    if (n > MSG_MAX_MEMBERS)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct msg_member mm;
+        if (msg_member_decode(json_object_array_get_idx(arr, i), &mm) < 0)
+            continue;
+        if (mm.id == cluster_self(c)->id)
+            continue;
+        struct member *m = cluster_find(c, mm.id);
+        if (m == NULL) {
+            if (mm.status == MEMBER_FAILED || mm.status == MEMBER_LEFT)
+                continue; /* never knew it; nothing to watch */
+            m = cluster_add_member(c, &mm, now);
+            changed = true;
+            cluster_connect_member(c, m);
+            continue;
+        }
+        if (mm.incarnation > m->incarnation) {
+            /* It restarted: talk to it now, not when a backoff ends. */
+            m->incarnation = mm.incarnation;
+            snprintf(m->name, sizeof(m->name), "%s", mm.name);
+            m->addr = mm.addr;
+            m->port = mm.port;
+            m->backoff_ms = 0;
+            m->next_connect = now;
+            if (mm.status != MEMBER_LEFT &&
+                (m->status == MEMBER_LEFT || m->status == MEMBER_FAILED)) {
+                m->fd.left = false;
+                fd_init(&m->fd, now);
+                cluster_member_set_status(c, m, MEMBER_ALIVE, "restarted");
+            }
+            cluster_connect_member(c, m);
+        }
+        if (mm.status == MEMBER_LEFT && mm.incarnation >= m->incarnation &&
+            m->status != MEMBER_LEFT) {
+            m->fd.left = true;
+            cluster_member_set_status(c, m, MEMBER_LEFT, "left_via_peer");
+            if (m->out != NULL)
+                cluster_conn_close(m->out);
+        }
+    }
+    (void)from_welcome;
+    (void)changed;
+}
+
+/* --- connections ---------------------------------------------------------- */
+
+static struct conn *cluster_conn_new(struct cluster *c, enum conn_kind kind)
+{
+    struct conn *k = xcalloc(1, sizeof(*k));
+    k->c = c;
+    k->kind = kind;
+    k->next = c->conns;
+    if (c->conns)
+        c->conns->prev = k;
+    c->conns = k;
+    return k;
+}
+
+static void cluster_send_beacon(struct cluster *c, struct link *l)
+{
+    struct json_object *b = cluster_beacon_json(c);
+    link_send_json(l, WIRE_BEACON, b);
+    json_object_put(b);
+}
+
+static void cluster_send_heartbeat(struct cluster *c, struct link *l,
+                                   bool leaving)
+{
+    const struct member *self = cluster_self(c);
+    struct json_object *o = json_object_new_object();
+    msg_add_id(o, "cluster_id", c->cluster_id);
+    json_object_object_add(o, "name", json_object_new_string(self->name));
+    msg_add_addr(o, "addr", self->addr);
+    json_object_object_add(o, "port", json_object_new_int(self->port));
+    json_object_object_add(o, "incarnation",
+                           json_object_new_int64((int64_t)self->incarnation));
+    json_object_object_add(
+        o, "status", json_object_new_string(leaving ? "leaving" : "alive"));
+    msg_add_id(o, "digest", cluster_digest(c) | 1);
+    json_object_object_add(o, "members",
+                           json_object_new_int64(cluster_alive_count(c)));
+    link_send_json(l, WIRE_HEARTBEAT, o);
+    json_object_put(o);
+}
+
+static void cluster_on_ready(struct link *l)
+{
+    struct conn *k = link_data(l);
+    struct cluster *c = k->c;
+    switch (k->kind) {
+    case CONN_INBOUND:
+        cluster_send_beacon(c, l);
+        break;
+    case CONN_MEMBER:
+        if (link_peer_id(l) != k->m->id) {
+            char want[MSG_ID_LEN + 1], got[MSG_ID_LEN + 1], a[16];
+            msg_id_format(k->m->id, want);
+            msg_id_format(link_peer_id(l), got);
+            log_warn("member_address_reused", "node=%s addr=%s answered_by=%s",
+                     want, cidr_format_addr(k->m->addr, a), got);
+            cluster_conn_close(k);
+            return;
+        }
+        k->m->backoff_ms = 0;
+        fd_heard(&k->m->fd, monotime_now());
+        cluster_send_heartbeat(c, l, false);
+        break;
+    case CONN_JOIN: {
+        const struct member *self = cluster_self(c);
+        struct json_object *o = json_object_new_object();
+        msg_add_id(o, "id", self->id);
+        json_object_object_add(o, "name", json_object_new_string(self->name));
+        msg_add_addr(o, "addr", self->addr);
+        json_object_object_add(o, "port", json_object_new_int(self->port));
+        json_object_object_add(
+            o, "incarnation",
+            json_object_new_int64((int64_t)self->incarnation));
+        json_object_object_add(o, "cluster_name",
+                               json_object_new_string(c->cfg->cluster_name));
+        link_send_json(l, WIRE_JOIN, o);
+        json_object_put(o);
+        break;
+    }
+    }
+}
+
+static void cluster_join_failed(struct cluster *c, const char *why)
+{
+    log_info("join_failed", "reason=\"%s\"", why);
+    if (c->join != NULL)
+        cluster_conn_close(c->join);
+    c->join = NULL;
+    if (c->state == CLUSTER_JOINING)
+        c->state = c->cluster_id == 0 ? CLUSTER_SEEKING : CLUSTER_MEMBER;
+    cluster_schedule_scan(c, discovery_jitter(c->cfg->backoff_min_ms,
+                                              c->cfg->backoff_max_ms,
+                                              cluster_random()));
+}
+
+static void cluster_on_close(struct link *l, int err)
+{
+    struct conn *k = link_data(l);
+    struct cluster *c = k->c;
+    k->link = NULL; /* freed by the link module */
+    if (k->kind == CONN_JOIN && c->join == k) {
+        cluster_conn_close(k);
+        c->join = NULL;
+        cluster_join_failed(c, bt_strerror(err));
+        return;
+    }
+    if (k->kind == CONN_MEMBER && k->m != NULL) {
+        struct member *m = k->m;
+        monotime_t now = monotime_now();
+        unsigned b =
+            m->backoff_ms ? m->backoff_ms * 2 : c->cfg->heartbeat_interval_ms;
+        m->backoff_ms =
+            b > c->cfg->reconnect_max_ms ? c->cfg->reconnect_max_ms : b;
+        m->next_connect = now + m->backoff_ms;
+        char id[MSG_ID_LEN + 1];
+        msg_id_format(m->id, id);
+        log_debug("link_down", "node=%s error=\"%s\" retry_ms=%u", id,
+                  bt_strerror(err), m->backoff_ms);
+    }
+    cluster_conn_close(k);
+}
+
+static void cluster_connect_member(struct cluster *c, struct member *m)
+{
+    if (m->self || m->out != NULL || m->status == MEMBER_LEFT ||
+        c->state == CLUSTER_LEAVING)
+        return;
+    struct conn *k = cluster_conn_new(c, CONN_MEMBER);
+    k->m = m;
+    if (link_connect(c->loop, &c->lp_out, &cluster_link_ops, m->addr, m->port,
+                     k, &k->link) < 0) {
+        k->m = NULL;
+        cluster_conn_close(k);
+        m->next_connect = monotime_now() + c->cfg->reconnect_max_ms;
+        return;
+    }
+    m->out = k;
+}
+
+/* --- joining -------------------------------------------------------------- */
+
+static void cluster_start_join(struct cluster *c, const struct beacon *b,
+                               const char *why)
+{
+    char a[16], cid[MSG_ID_LEN + 1];
+    if (c->join != NULL)
+        return;
+    msg_id_format(b->cluster_id, cid);
+    log_info("join_start",
+             "target=%s:%u cluster_id=%s members=%u reason=\"%s\"",
+             cidr_format_addr(b->addr, a), b->port, cid, b->members, why);
+    struct conn *k = cluster_conn_new(c, CONN_JOIN);
+    if (link_connect(c->loop, &c->lp_out, &cluster_link_ops, b->addr, b->port,
+                     k, &k->link) < 0) {
+        cluster_conn_close(k);
+        cluster_join_failed(c, "connect failed");
+        return;
+    }
+    c->join = k;
+    c->join_cluster = b->cluster_id;
+    c->join_started = monotime_now();
+    if (c->state == CLUSTER_SEEKING)
+        c->state = CLUSTER_JOINING;
+}
+
+static void cluster_on_welcome(struct cluster *c, struct conn *k,
+                               struct json_object *o)
+{
+    uint64_t cid;
+    struct json_object *arr;
+    if (k != c->join || msg_get_id(o, "cluster_id", &cid) < 0 ||
+        !json_object_object_get_ex(o, "members", &arr) ||
+        !json_object_is_type(arr, json_type_array)) {
+        link_note(&c->lp_out, link_peer_addr(k->link), LINK_NOTE_PROTO,
+                  "protocol_error", "reason=bad_welcome");
+        return;
+    }
+    bool merging = c->cluster_id != 0;
+    if (merging) {
+        /* We rejoin as a fresh member of the larger cluster: forget the
+         * old one's members; those that follow the merge come back. */
+        while (c->nmembers > 1)
+            cluster_remove_member(c, c->nmembers - 1);
+    }
+    c->cluster_id = cid;
+    cluster_conn_close(k);
+    c->join = NULL;
+    cluster_apply_members(c, arr, true);
+    cluster_become_member(c, merging ? "merged" : "joined",
+                          merging ? "joined the larger cluster"
+                                  : "found a cluster");
+}
+
+static void cluster_send_reject(struct link *l, const char *reason)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "reason", json_object_new_string(reason));
+    link_send_json(l, WIRE_REJECT, o);
+    json_object_put(o);
+}
+
+static void cluster_on_join(struct cluster *c, struct conn *k,
+                            struct json_object *o)
+{
+    struct msg_member mm = {0};
+    char cname[64];
+    if (c->state != CLUSTER_MEMBER) {
+        cluster_send_reject(k->link, "not a member of a cluster yet");
+        return;
+    }
+    if (msg_get_id(o, "id", &mm.id) < 0 ||
+        msg_get_str(o, "name", mm.name, sizeof(mm.name)) < 0 ||
+        !msg_name_valid(mm.name) || msg_get_addr(o, "addr", &mm.addr) < 0 ||
+        msg_get_port(o, "port", &mm.port) < 0 ||
+        msg_get_u64(o, "incarnation", &mm.incarnation) < 0 ||
+        msg_get_str(o, "cluster_name", cname, sizeof(cname)) < 0 ||
+        mm.id != link_peer_id(k->link)) {
+        link_note(&c->lp_in, link_peer_addr(k->link), LINK_NOTE_PROTO,
+                  "protocol_error", "reason=bad_join");
+        cluster_send_reject(k->link, "malformed join");
+        return;
+    }
+    if (strcmp(cname, c->cfg->cluster_name) != 0) {
+        cluster_send_reject(k->link, "cluster_name differs");
+        return;
+    }
+    monotime_t now = monotime_now();
+    struct member *m = cluster_find(c, mm.id);
+    if (m == NULL) {
+        m = cluster_add_member(c, &mm, now);
+    } else {
+        if (mm.incarnation < m->incarnation) {
+            cluster_send_reject(k->link, "stale incarnation");
+            return;
+        }
+        m->incarnation = mm.incarnation;
+        snprintf(m->name, sizeof(m->name), "%s", mm.name);
+        m->addr = mm.addr;
+        m->port = mm.port;
+        m->fd.left = false;
+        fd_heard(&m->fd, now);
+        m->backoff_ms = 0;
+        m->next_connect = now;
+        cluster_member_set_status(c, m, MEMBER_ALIVE, "rejoined");
+    }
+    struct json_object *w = json_object_new_object();
+    msg_add_id(w, "cluster_id", c->cluster_id);
+    json_object_object_add(w, "members", cluster_member_list(c));
+    link_send_json(k->link, WIRE_WELCOME, w);
+    json_object_put(w);
+    cluster_connect_member(c, m);
+    cluster_push_sync(c);
+}
+
+/* --- frames from members ------------------------------------------------- */
+
+static void cluster_on_heartbeat(struct cluster *c, struct conn *k,
+                                 struct json_object *o)
+{
+    uint64_t cid, inc, digest;
+    char status[16];
+    struct msg_member mm = {0};
+    if (msg_get_id(o, "cluster_id", &cid) < 0 ||
+        msg_get_u64(o, "incarnation", &inc) < 0 ||
+        msg_get_str(o, "status", status, sizeof(status)) < 0 ||
+        msg_get_id(o, "digest", &digest) < 0)
+        return;
+    if (c->state == CLUSTER_SEEKING || cid != c->cluster_id)
+        return; /* not (or no longer) one of ours */
+    monotime_t now = monotime_now();
+    uint64_t id = link_peer_id(k->link);
+    struct member *m = cluster_find(c, id);
+    if (m == NULL) {
+        mm.id = id;
+        mm.incarnation = inc;
+        if (msg_get_str(o, "name", mm.name, sizeof(mm.name)) < 0 ||
+            !msg_name_valid(mm.name) || msg_get_addr(o, "addr", &mm.addr) < 0 ||
+            msg_get_port(o, "port", &mm.port) < 0)
+            return;
+        m = cluster_add_member(c, &mm, now);
+        cluster_connect_member(c, m);
+    }
+    if (m->status == MEMBER_LEFT && inc <= m->incarnation)
+        return; /* a straggler from a member that said goodbye */
+    if (inc > m->incarnation) {
+        m->incarnation = inc;
+        m->fd.left = false;
+        m->backoff_ms = 0;
+        m->next_connect = now;
+    }
+    fd_heard(&m->fd, now);
+    if (m->status != MEMBER_ALIVE)
+        cluster_member_set_status(c, m, MEMBER_ALIVE, "heard");
+    if ((digest | 1) != (cluster_digest(c) | 1) &&
+        now - m->sync_req_at >= CLUSTER_SYNC_MIN_MS) {
+        m->sync_req_at = now;
+        struct json_object *r = json_object_new_object();
+        link_send_json(k->link, WIRE_SYNC_REQ, r);
+        json_object_put(r);
+    }
+}
+
+static void cluster_on_leave(struct cluster *c, struct conn *k,
+                             struct json_object *o)
+{
+    uint64_t inc;
+    struct member *m = cluster_find(c, link_peer_id(k->link));
+    if (m == NULL || msg_get_u64(o, "incarnation", &inc) < 0 ||
+        inc < m->incarnation)
+        return;
+    m->incarnation = inc;
+    m->fd.left = true;
+    cluster_member_set_status(c, m, MEMBER_LEFT, "goodbye");
+    if (m->out != NULL)
+        cluster_conn_close(m->out);
+}
+
+static void cluster_on_probe_req(struct cluster *c, struct conn *k,
+                                 struct json_object *o)
+{
+    uint64_t target, seq;
+    if (msg_get_id(o, "target", &target) < 0 || msg_get_u64(o, "seq", &seq) < 0)
+        return;
+    struct member *m = cluster_find(c, target);
+    long long ago =
+        m != NULL && !m->self ? fd_heard_ago(&m->fd, monotime_now()) : -1;
+    struct json_object *r = json_object_new_object();
+    msg_add_id(r, "target", target);
+    json_object_object_add(r, "seq", json_object_new_int64((int64_t)seq));
+    json_object_object_add(r, "heard_ms_ago", json_object_new_int64(ago));
+    link_send_json(k->link, WIRE_PROBE_ACK, r);
+    json_object_put(r);
+}
+
+static void cluster_on_probe_ack(struct cluster *c, struct json_object *o)
+{
+    uint64_t target;
+    struct json_object *v;
+    if (msg_get_id(o, "target", &target) < 0 ||
+        !json_object_object_get_ex(o, "heard_ms_ago", &v) ||
+        !json_object_is_type(v, json_type_int))
+        return;
+    int64_t ago = json_object_get_int64(v);
+    struct member *m = cluster_find(c, target);
+    monotime_t now = monotime_now();
+    if (m == NULL || m->self || ago < 0 || (uint64_t)ago > now)
+        return;
+    fd_vouch(&m->fd, now - (uint64_t)ago, now);
+}
+
+static void cluster_on_merge(struct cluster *c, struct conn *k,
+                             struct json_object *o)
+{
+    struct beacon b = {0};
+    if (c->state != CLUSTER_MEMBER ||
+        cluster_find(c, link_peer_id(k->link)) == NULL)
+        return;
+    if (msg_get_id(o, "cluster_id", &b.cluster_id) < 0 ||
+        msg_get_addr(o, "addr", &b.addr) < 0 ||
+        msg_get_port(o, "port", &b.port) < 0 || b.cluster_id == c->cluster_id)
+        return;
+    cluster_start_join(c, &b, "a member is merging");
+}
+
+static void cluster_on_beacon(struct cluster *c, struct json_object *o)
+{
+    struct beacon b;
+    char cname[64];
+    if (msg_beacon_decode(o, &b, cname, sizeof(cname)) < 0 ||
+        strcmp(cname, c->cfg->cluster_name) != 0 || b.seeking)
+        return;
+    if (c->state == CLUSTER_MEMBER &&
+        discovery_should_merge(c->cluster_id, cluster_alive_count(c),
+                               b.cluster_id, b.members)) {
+        struct json_object *m = json_object_new_object();
+        msg_add_id(m, "cluster_id", b.cluster_id);
+        msg_add_addr(m, "addr", b.addr);
+        json_object_object_add(m, "port", json_object_new_int(b.port));
+        cluster_broadcast(c, WIRE_MERGE, m);
+        json_object_put(m);
+        cluster_start_join(c, &b, "merging into a larger cluster");
+    }
+}
+
+static void cluster_on_frame(struct link *l, unsigned type,
+                             const uint8_t *payload, size_t len)
+{
+    struct conn *k = link_data(l);
+    struct cluster *c = k->c;
+    struct json_object *o = msg_parse(payload, len);
+    if (o == NULL) {
+        link_note(k->kind == CONN_INBOUND ? &c->lp_in : &c->lp_out,
+                  link_peer_addr(l), LINK_NOTE_PROTO, "protocol_error",
+                  "reason=payload_not_json");
+        return;
+    }
+    struct member *m = cluster_find(c, link_peer_id(l));
+    if (m != NULL && !m->self && m->status != MEMBER_LEFT) {
+        fd_heard(&m->fd, monotime_now());
+        if (m->out == NULL && c->state == CLUSTER_MEMBER) {
+            /* It talks to us but we have no link to it (backoff after it
+             * went away): dial now so it hears our heartbeats too. */
+            m->backoff_ms = 0;
+            cluster_connect_member(c, m);
+        }
+    }
+    switch (type) {
+    case WIRE_BEACON:
+        if (k->kind == CONN_INBOUND && c->join == NULL)
+            cluster_on_beacon(c, o); /* a scanner from another island */
+        break;
+    case WIRE_JOIN:
+        cluster_on_join(c, k, o);
+        break;
+    case WIRE_WELCOME:
+        cluster_on_welcome(c, k, o);
+        break;
+    case WIRE_REJECT:
+        if (k == c->join) {
+            char reason[128] = "?";
+            msg_get_str(o, "reason", reason, sizeof(reason));
+            cluster_join_failed(c, reason);
+        }
+        break;
+    case WIRE_HEARTBEAT:
+        cluster_on_heartbeat(c, k, o);
+        break;
+    case WIRE_SYNC_REQ:
+        if (c->state == CLUSTER_MEMBER && m != NULL) {
+            struct json_object *s = json_object_new_object();
+            msg_add_id(s, "cluster_id", c->cluster_id);
+            json_object_object_add(s, "members", cluster_member_list(c));
+            link_send_json(l, WIRE_SYNC, s);
+            json_object_put(s);
+        }
+        break;
+    case WIRE_SYNC: {
+        uint64_t cid;
+        struct json_object *arr;
+        if (c->state == CLUSTER_MEMBER && m != NULL &&
+            msg_get_id(o, "cluster_id", &cid) == 0 && cid == c->cluster_id &&
+            json_object_object_get_ex(o, "members", &arr) &&
+            json_object_is_type(arr, json_type_array))
+            cluster_apply_members(c, arr, false);
+        break;
+    }
+    case WIRE_LEAVE:
+        cluster_on_leave(c, k, o);
+        break;
+    case WIRE_PROBE_REQ:
+        if (m != NULL)
+            cluster_on_probe_req(c, k, o);
+        break;
+    case WIRE_PROBE_ACK:
+        if (m != NULL)
+            cluster_on_probe_ack(c, o);
+        break;
+    case WIRE_MERGE:
+        cluster_on_merge(c, k, o);
+        break;
+    default:
+        log_debug("frame_ignored", "type=%u", type);
+        break;
+    }
+    json_object_put(o);
+}
+
+static const struct link_ops cluster_link_ops = {
+    .on_ready = cluster_on_ready,
+    .on_frame = cluster_on_frame,
+    .on_close = cluster_on_close,
+};
+
+/* --- timers --------------------------------------------------------------- */
+
+static void cluster_on_hb_timer(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    monotime_t now = monotime_now();
+    if (c->state == CLUSTER_LEAVING || c->cluster_id == 0)
+        return;
+    for (size_t i = 1; i < c->nmembers; i++) {
+        struct member *m = c->members[i];
+        if (m->status == MEMBER_LEFT)
+            continue;
+        if (m->out == NULL) {
+            if (now >= m->next_connect)
+                cluster_connect_member(c, m);
+            continue;
+        }
+        if (m->out->link != NULL && link_ready(m->out->link))
+            cluster_send_heartbeat(c, m->out->link, false);
+    }
+}
+
+static void cluster_probe(struct cluster *c, struct member *target)
+{
+    unsigned sent = 0;
+    size_t n = c->nmembers;
+    if (n <= 2)
+        return;
+    size_t start = 1 + cluster_random() % (n - 1);
+    struct json_object *o = json_object_new_object();
+    msg_add_id(o, "target", target->id);
+    json_object_object_add(o, "seq",
+                           json_object_new_int64((int64_t)++c->probe_seq));
+    for (size_t j = 0; j < n - 1 && sent < CLUSTER_PROBE_FANOUT; j++) {
+        struct member *m = c->members[1 + (start - 1 + j) % (n - 1)];
+        if (m == target || m->status != MEMBER_ALIVE)
+            continue;
+        struct link *l = cluster_link_to(c, m);
+        if (l != NULL && link_send_json(l, WIRE_PROBE_REQ, o) == 0)
+            sent++;
+    }
+    json_object_put(o);
+}
+
+static void cluster_on_tick(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    monotime_t now = monotime_now();
+    int64_t wall = walltime_ms();
+    if (c->state == CLUSTER_LEAVING)
+        return;
+    if (c->join != NULL && now - c->join_started > CLUSTER_JOIN_TIMEOUT_MS)
+        cluster_join_failed(c, "no welcome in time");
+    for (size_t i = 1; i < c->nmembers; i++) {
+        struct member *m = c->members[i];
+        if (m->status == MEMBER_LEFT) {
+            if (c->cfg->member_reap_s > 0 &&
+                wall - m->last_change_wall >
+                    (int64_t)c->cfg->member_reap_s * 1000) {
+                cluster_remove_member(c, i--);
+            }
+            continue;
+        }
+        if (fd_should_probe(&c->fdc, &m->fd, now))
+            cluster_probe(c, m);
+        enum member_status s = fd_status(&c->fdc, &m->fd, now);
+        if (s != m->status) {
+            char reason[48];
+            snprintf(reason, sizeof(reason), "silent_ms=%llu",
+                     (unsigned long long)(now - m->fd.last_heard));
+            cluster_member_set_status(c, m, s,
+                                      s == MEMBER_ALIVE ? "vouched" : reason);
+            if (s == MEMBER_FAILED && m->out != NULL) {
+                /* A fresh connection notices the return after a partition. */
+                cluster_conn_close(m->out);
+                m->next_connect = now + c->cfg->heartbeat_interval_ms;
+            }
+        }
+        if (m->status == MEMBER_FAILED && c->cfg->member_reap_s > 0 &&
+            wall - m->last_change_wall > (int64_t)c->cfg->member_reap_s * 1000)
+            cluster_remove_member(c, i--);
+    }
+}
+
+/* --- discovery ------------------------------------------------------------ */
+
+static void cluster_on_scan_done(void *ctx, const struct beacon *beacons,
+                                 size_t n, unsigned elapsed_ms)
+{
+    struct cluster *c = ctx;
+    c->scan = NULL;
+    if (c->state == CLUSTER_LEAVING)
+        return;
+    log_debug("scan_done", "pass=%u found=%zu elapsed_ms=%u", c->pass, n,
+              elapsed_ms);
+    if (c->state == CLUSTER_MEMBER) {
+        /* Watching: merge into a larger cluster of our name if one shows. */
+        for (size_t i = 0; i < n; i++) {
+            const struct beacon *b = &beacons[i];
+            if (b->seeking || b->cluster_id == c->cluster_id)
+                continue;
+            if (discovery_should_merge(c->cluster_id, cluster_alive_count(c),
+                                       b->cluster_id, b->members)) {
+                struct json_object *m = json_object_new_object();
+                msg_add_id(m, "cluster_id", b->cluster_id);
+                msg_add_addr(m, "addr", b->addr);
+                json_object_object_add(m, "port", json_object_new_int(b->port));
+                cluster_broadcast(c, WIRE_MERGE, m);
+                json_object_put(m);
+                cluster_start_join(c, b, "merging into a larger cluster");
+                return;
+            }
+        }
+        cluster_schedule_watch(c);
+        return;
+    }
+    if (c->state != CLUSTER_SEEKING)
+        return;
+    struct discovery_decision d = discovery_decide(
+        beacons, n, cluster_self(c)->id, c->pass, c->cfg->scan_passes,
+        c->prev_seekers, c->nprev_seekers);
+    c->prev_seekers = xrealloc(c->prev_seekers, (n ? n : 1) * sizeof(uint64_t));
+    c->nprev_seekers = discovery_seekers(beacons, n, c->prev_seekers);
+    log_info("discovery_pass",
+             "pass=%u found=%zu elapsed_ms=%u verdict=%s "
+             "reason=\"%s\"",
+             c->pass, n, elapsed_ms,
+             d.verdict == DISCOVERY_JOIN    ? "join"
+             : d.verdict == DISCOVERY_FOUND ? "found"
+                                            : "wait",
+             d.reason);
+    switch (d.verdict) {
+    case DISCOVERY_JOIN:
+        cluster_start_join(c, &beacons[d.index], d.reason);
+        break;
+    case DISCOVERY_FOUND:
+        cluster_found(c, n == 0, d.reason);
+        break;
+    case DISCOVERY_WAIT:
+        cluster_schedule_scan(c, discovery_jitter(c->cfg->backoff_min_ms,
+                                                  c->cfg->backoff_max_ms,
+                                                  cluster_random()));
+        break;
+    }
+}
+
+static void cluster_on_scan_timer(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    if (c->scan != NULL || c->join != NULL || c->state == CLUSTER_LEAVING)
+        return;
+    const struct member *self = cluster_self(c);
+    struct scan_params sp = {
+        .net = c->cfg->cluster_net,
+        .prefix = c->cfg->cluster_net_mask,
+        .self = self->addr,
+        .port = c->cfg->listener_port,
+        .concurrency = c->cfg->scan_concurrency,
+        .cluster_name = c->cfg->cluster_name,
+    };
+    if (c->state == CLUSTER_SEEKING)
+        c->pass++;
+    if (scan_start(c->loop, &c->lp_out, &sp, cluster_beacon_json,
+                   cluster_on_scan_done, c, &c->scan) < 0)
+        cluster_schedule_scan(c, c->cfg->backoff_max_ms);
+}
+
+static void cluster_schedule_scan(struct cluster *c, unsigned delay_ms)
+{
+    if (c->state != CLUSTER_SEEKING && c->cfg->watch_interval_ms == 0)
+        return; /* watching is off */
+    uv_timer_start(&c->scan_timer, cluster_on_scan_timer, delay_ms, 0);
+}
+
+/* The next watching rescan: quick ones right after founding, then every
+ * watch_interval_ms +-20 %. */
+static void cluster_schedule_watch(struct cluster *c)
+{
+    const struct config *cfg = c->cfg;
+    if (c->quick_scans > 0) {
+        c->quick_scans--;
+        uv_timer_start(&c->scan_timer, cluster_on_scan_timer,
+                       discovery_jitter(cfg->backoff_min_ms,
+                                        cfg->backoff_max_ms, cluster_random()),
+                       0);
+        return;
+    }
+    cluster_schedule_scan(c, discovery_jitter(cfg->watch_interval_ms * 4 / 5,
+                                              cfg->watch_interval_ms * 6 / 5,
+                                              cluster_random()));
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+/* Inbound links carry c->inbound (a template, not in the list) until they
+ * authenticate; then they get a conn of their own. */
+static void cluster_accept_ready(struct link *l)
+{
+    struct conn *tmpl = link_data(l);
+    struct conn *k = cluster_conn_new(tmpl->c, CONN_INBOUND);
+    k->link = l;
+    link_set_data(l, k);
+    cluster_on_ready(l);
+}
+
+static void cluster_accept_close(struct link *l, int err)
+{
+    struct conn *k = link_data(l);
+    if (k == &k->c->inbound)
+        return; /* never authenticated: nothing to undo */
+    cluster_on_close(l, err);
+}
+
+static const struct link_ops cluster_inbound_ops = {
+    .on_ready = cluster_accept_ready,
+    .on_frame = cluster_on_frame,
+    .on_close = cluster_accept_close,
+};
+
+int cluster_new(uv_loop_t *loop, const struct config *cfg, uint64_t node_id,
+                uint64_t incarnation, uint32_t addr,
+                const struct cluster_hooks *hooks, struct cluster **out)
+{
+    struct cluster *c = xcalloc(1, sizeof(*c));
+    struct msg_member self = {0};
+    c->loop = loop;
+    c->cfg = cfg;
+    c->hooks = *hooks;
+    c->started = monotime_now();
+    c->started_wall = walltime_ms();
+    c->fdc.suspect_ms = cfg->suspect_timeout_ms;
+    c->fdc.fail_ms = cfg->fail_timeout_ms;
+    c->inbound.c = c;
+    c->inbound.kind = CONN_INBOUND;
+
+    c->lp_out.key = (const uint8_t *)cfg->secret;
+    c->lp_out.keylen = cfg->secret_len;
+    c->lp_out.my_id = node_id;
+    c->lp_out.bind_addr = addr;
+    c->lp_out.connect_timeout_ms = cfg->connect_timeout_ms;
+    c->lp_out.handshake_timeout_ms = cfg->handshake_timeout_ms;
+    c->lp_out.idle_timeout_ms = 0;
+    c->lp_out.noted = c->noted;
+    c->lp_in = c->lp_out;
+    c->lp_in.idle_timeout_ms =
+        cfg->fail_timeout_ms * 3 > 5000 ? cfg->fail_timeout_ms * 3 : 5000;
+
+    self.id = node_id;
+    snprintf(self.name, sizeof(self.name), "%s", cfg->node_name);
+    self.addr = addr;
+    self.port = cfg->listener_port;
+    self.incarnation = incarnation;
+    struct member *m = cluster_add_member(c, &self, c->started);
+    m->self = true;
+
+    uv_timer_init(loop, &c->hb_timer);
+    uv_timer_init(loop, &c->tick_timer);
+    uv_timer_init(loop, &c->scan_timer);
+    uv_timer_init(loop, &c->leave_timer);
+    c->hb_timer.data = c->tick_timer.data = c->scan_timer.data =
+        c->leave_timer.data = c;
+    *out = c;
+    return 0;
+}
+
+int cluster_start(struct cluster *c, char *err, size_t errlen)
+{
+    const struct member *self = cluster_self(c);
+    char a[16];
+    int rc = link_listen(c->loop, &c->lp_in, &cluster_inbound_ops, self->addr,
+                         self->port, &c->inbound, &c->listener);
+    if (rc < 0) {
+        snprintf(err, errlen, "listener_port: cannot listen on %s:%u: %s",
+                 cidr_format_addr(self->addr, a), self->port, uv_strerror(rc));
+        return rc;
+    }
+    unsigned tick = c->cfg->heartbeat_interval_ms / 4;
+    if (tick < 10)
+        tick = 10;
+    if (tick > 50)
+        tick = 50;
+    uv_timer_start(&c->hb_timer, cluster_on_hb_timer,
+                   c->cfg->heartbeat_interval_ms,
+                   c->cfg->heartbeat_interval_ms);
+    uv_timer_start(&c->tick_timer, cluster_on_tick, tick, tick);
+    uv_timer_start(&c->scan_timer, cluster_on_scan_timer, 0, 0);
+    return 0;
+}
+
+static void cluster_on_leave_timer(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    while (c->conns != NULL)
+        cluster_conn_close(c->conns);
+    if (c->hooks.on_left != NULL)
+        c->hooks.on_left(c->hooks.ctx);
+}
+
+void cluster_leave(struct cluster *c)
+{
+    if (c->state == CLUSTER_LEAVING)
+        return;
+    bool was_member = c->cluster_id != 0;
+    c->state = CLUSTER_LEAVING;
+    uv_timer_stop(&c->hb_timer);
+    uv_timer_stop(&c->tick_timer);
+    uv_timer_stop(&c->scan_timer);
+    if (c->scan != NULL) {
+        scan_cancel(c->scan);
+        c->scan = NULL;
+    }
+    link_listener_free(c->listener);
+    c->listener = NULL;
+    unsigned told = 0;
+    if (was_member) {
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(
+            o, "incarnation",
+            json_object_new_int64((int64_t)cluster_self(c)->incarnation));
+        for (size_t i = 1; i < c->nmembers; i++) {
+            struct member *m = c->members[i];
+            if (m->status == MEMBER_LEFT || m->status == MEMBER_FAILED)
+                continue;
+            struct link *l = cluster_link_to(c, m);
+            if (l != NULL && link_send_json(l, WIRE_LEAVE, o) == 0)
+                told++;
+        }
+        json_object_put(o);
+    }
+    log_info("leave", "members_told=%u", told);
+    uv_timer_start(&c->leave_timer, cluster_on_leave_timer,
+                   told > 0 ? CLUSTER_LEAVE_WAIT_MS : 0, 0);
+}
+
+static void cluster_on_timer_closed(uv_handle_t *h)
+{
+    struct cluster *c = h->data;
+    if (h == (uv_handle_t *)&c->leave_timer) {
+        for (size_t i = 0; i < c->nmembers; i++)
+            free(c->members[i]);
+        free(c->members);
+        free(c->prev_seekers);
+        free(c);
+    }
+}
+
+void cluster_free(struct cluster *c)
+{
+    if (c == NULL)
+        return;
+    if (c->scan != NULL)
+        scan_cancel(c->scan);
+    link_listener_free(c->listener);
+    while (c->conns != NULL)
+        cluster_conn_close(c->conns);
+    uv_close((uv_handle_t *)&c->hb_timer, NULL);
+    uv_close((uv_handle_t *)&c->tick_timer, NULL);
+    uv_close((uv_handle_t *)&c->scan_timer, NULL);
+    uv_close((uv_handle_t *)&c->leave_timer, cluster_on_timer_closed);
+}
+
+bool cluster_ready(const struct cluster *c)
+{
+    return c->ready;
+}
+
+struct json_object *cluster_status_json(const struct cluster *c)
+{
+    const struct member *self = cluster_self(c);
+    struct json_object *o = json_object_new_object();
+    char a[16];
+    unsigned alive = cluster_alive_count(c);
+    msg_add_id(o, "node_id", self->id);
+    json_object_object_add(o, "name", json_object_new_string(self->name));
+    json_object_object_add(
+        o, "address", json_object_new_string(cidr_format_addr(self->addr, a)));
+    json_object_object_add(o, "port", json_object_new_int(self->port));
+    json_object_object_add(
+        o, "mode",
+        json_object_new_string(alive > 1 ? "clustered" : "standalone"));
+    json_object_object_add(o, "ready", json_object_new_boolean(c->ready));
+    json_object_object_add(
+        o, "state", json_object_new_string(cluster_state_names[c->state]));
+    if (c->cluster_id != 0)
+        msg_add_id(o, "cluster_id", c->cluster_id);
+    else
+        json_object_object_add(o, "cluster_id", json_object_new_string(""));
+    json_object_object_add(o, "cluster_name",
+                           json_object_new_string(c->cfg->cluster_name));
+    json_object_object_add(o, "members", json_object_new_int64(alive));
+    json_object_object_add(o, "incarnation",
+                           json_object_new_int64((int64_t)self->incarnation));
+    json_object_object_add(o, "version", json_object_new_string(BT_VERSION));
+    json_object_object_add(
+        o, "uptime_s",
+        json_object_new_int64((int64_t)((monotime_now() - c->started) / 1000)));
+    return o;
+}
+
+struct json_object *cluster_nodes_json(const struct cluster *c,
+                                       bool active_only)
+{
+    struct json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < c->nmembers; i++) {
+        const struct member *m = c->members[i];
+        if (active_only && m->status != MEMBER_ALIVE)
+            continue;
+        struct json_object *o = json_object_new_object();
+        char a[16], ts[32];
+        msg_add_id(o, "id", m->id);
+        json_object_object_add(o, "name", json_object_new_string(m->name));
+        json_object_object_add(
+            o, "address", json_object_new_string(cidr_format_addr(m->addr, a)));
+        json_object_object_add(o, "port", json_object_new_int(m->port));
+        json_object_object_add(
+            o, "status", json_object_new_string(member_status_str(m->status)));
+        json_object_object_add(o, "incarnation",
+                               json_object_new_int64((int64_t)m->incarnation));
+        cluster_iso_time(m->self ? c->started_wall : m->last_change_wall, ts);
+        json_object_object_add(o, "last_change", json_object_new_string(ts));
+        json_object_object_add(o, "self", json_object_new_boolean(m->self));
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}

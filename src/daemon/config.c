@@ -1,0 +1,1538 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* beethovend configuration. One table (config_keydefs) names every key with
+ * its type, default, allowed values and meaning; parsing from the JSON file,
+ * the environment and flags, --check-config output and --help all use it. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "beethoven/error.h"
+#include "cidr.h"
+
+#define CONFIG_ENV_PREFIX "BEETHOVEN_"
+#define CONFIG_FILE_MAX (1024 * 1024)      /* a config file is a few KiB */
+#define CONFIG_SECRET_READ_MAX (64 * 1024) /* secret plus trailing blanks */
+#define CONFIG_SHOW_MAX 512 /* a value quoted in a message, escaped */
+#define CONFIG_MSG_MAX (CONFIG_PATH_MAX + 512)
+
+enum config_type {
+    CT_BOOL,   /* true/false, yes/no, on/off, 1/0 */
+    CT_UINT,   /* decimal integer in [min, max], or 0 when zero_ok */
+    CT_NET,    /* dotted quad */
+    CT_ADDR,   /* dotted quad or "auto" */
+    CT_RANGE,  /* "A..B" or [A, B] */
+    CT_NAME,   /* 1..63 of [A-Za-z0-9._-] */
+    CT_PATH,   /* absolute path */
+    CT_SECRET, /* 16..1024 bytes, never printed */
+    CT_LEVEL,  /* log level name */
+    CT_ROLES,  /* JSON array of role objects */
+};
+
+enum {
+    CK_ZERO_OK = 1 << 0,  /* CT_UINT: 0 is allowed besides min..max ("off") */
+    CK_OPTIONAL = 1 << 1, /* "" and JSON null mean "none" */
+};
+
+struct config_keydef {
+    enum config_type type;
+    unsigned flags;    /* CK_* */
+    unsigned min, max; /* CT_UINT, CT_RANGE: bounds; CT_NAME, CT_PATH: length */
+    const char *def;   /* the default, as --help and the docs show it */
+    const char *allowed; /* what is allowed, for error messages and --help */
+    const char *help;    /* what it means, one sentence */
+};
+
+#define KEY(id, type_, flags_, min_, max_, def_, allowed_, help_)              \
+    [CONFIG_KEY_##id] = {.type = (type_),                                      \
+                         .flags = (flags_),                                    \
+                         .min = (min_),                                        \
+                         .max = (max_),                                        \
+                         .def = (def_),                                        \
+                         .allowed = (allowed_),                                \
+                         .help = (help_)}
+
+/* The one description of every key: KEY(id, type, flags, min, max, default,
+ * allowed, meaning). docs/configuration.md repeats it in prose;
+ * test_config_docs_list_every_key keeps the two in step. The names are
+ * config_key_names[], from CONFIG_KEYS itself. */
+static const struct config_keydef config_keydefs[] = {
+    KEY(USE_AZ_NET, CT_BOOL, 0, 0, 0, "false",
+        "true or false (true is not supported by this build yet)",
+        "Take the cluster subnet from Azure IMDS instead of cluster_net."),
+    KEY(CLUSTER_NET, CT_NET, 0, 0, 0, "127.0.0.0",
+        "an IPv4 network address with no host bits set, e.g. 10.0.0.0",
+        "Network to scan for other nodes."),
+    KEY(CLUSTER_NET_MASK, CT_UINT, 0, 16, 30, "29",
+        "16..30; a scan covers at most 65534 hosts",
+        "Prefix length of cluster_net."),
+    KEY(LISTENER_PORT, CT_UINT, 0, 1, 65534, "3000",
+        "1..65534; the next port is reserved for Raft",
+        "TCP port for beacons and heartbeats, the same on every node."),
+    KEY(COMMON_RANDOM_BACKOFF, CT_RANGE, 0, 1, 60000, "150..300",
+        "\"A..B\" or [A, B] with 1 <= A <= B <= 60000",
+        "Range in ms of the random backoff between discovery passes."),
+    KEY(CLUSTER_NAME, CT_NAME, 0, 1, CONFIG_NAME_MAX - 1, "beethoven",
+        "1..63 characters of A-Z a-z 0-9 . _ -",
+        "Nodes only join a cluster of the same name."),
+    KEY(BIND_ADDRESS, CT_ADDR, 0, 0, 0, "auto",
+        "\"auto\" or a host address inside cluster_net/cluster_net_mask",
+        "Address to listen on; auto picks this host's address in cluster_net."),
+    KEY(NODE_NAME, CT_NAME, 0, 1, CONFIG_NAME_MAX - 1, "the host name",
+        "1..63 characters of A-Z a-z 0-9 . _ -",
+        "This node's name in listings and logs."),
+    KEY(DATA_DIR, CT_PATH, 0, 0, CONFIG_PATH_MAX - 1, CONFIG_DEFAULT_DATA_DIR,
+        "an absolute path", "Directory for the node id and the Raft log."),
+    KEY(SECRET, CT_SECRET, CK_OPTIONAL, CONFIG_SECRET_MIN, CONFIG_SECRET_MAX,
+        "none", "a string of 16..1024 bytes",
+        "Shared cluster secret for peer authentication (prefer secret_file)."),
+    KEY(SECRET_FILE, CT_PATH, CK_OPTIONAL, 0, CONFIG_PATH_MAX - 1, "none",
+        "absolute path of a file of 16..1024 bytes, not world-readable",
+        "File holding the secret; trailing blanks and newlines are ignored."),
+    KEY(INSECURE, CT_BOOL, 0, 0, 0, "false", "true or false",
+        "Run without a secret: peers are not authenticated (tests only)."),
+    KEY(CONTROL_SOCKET, CT_PATH, 0, 0, CONFIG_SOCKET_PATH_MAX,
+        CONFIG_DEFAULT_CONTROL_SOCKET, "an absolute path of at most 107 bytes",
+        "Unix socket for beethovenctl and libbeethoven."),
+    KEY(LOG_LEVEL, CT_LEVEL, 0, 0, 0, "info", "error, warn, info or debug",
+        "Least severe log level printed."),
+    KEY(HEARTBEAT_INTERVAL_MS, CT_UINT, 0, 20, 10000, "200", "20..10000",
+        "Period of the heartbeat sent to each member."),
+    KEY(SUSPECT_TIMEOUT_MS, CT_UINT, 0, 41, 599999, "600",
+        "more than 2 x heartbeat_interval_ms, less than fail_timeout_ms",
+        "Silence after which a member is suspect and others are asked."),
+    KEY(FAIL_TIMEOUT_MS, CT_UINT, 0, 42, 600000, "1200",
+        "more than suspect_timeout_ms, at most 600000",
+        "Silence, with nobody vouching, after which a member is failed."),
+    KEY(CONNECT_TIMEOUT_MS, CT_UINT, 0, 10, 10000, "250", "10..10000",
+        "Connect timeout of one discovery probe."),
+    KEY(SCAN_CONCURRENCY, CT_UINT, 0, 1, 4096, "1024", "1..4096",
+        "Discovery probes in flight at once."),
+    KEY(SCAN_PASSES, CT_UINT, 0, 1, 10, "3", "1..10",
+        "Discovery passes before starting standalone."),
+    KEY(WATCH_INTERVAL_MS, CT_UINT, CK_ZERO_OK, 500, 3600000, "15000",
+        "0 (off) or 500..3600000",
+        "Mean period of the rescan that merges separate clusters."),
+    KEY(HANDSHAKE_TIMEOUT_MS, CT_UINT, 0, 100, 60000, "2000", "100..60000",
+        "Time allowed for a peer's authenticated handshake."),
+    KEY(RECONNECT_MAX_MS, CT_UINT, 0, 100, 600000, "5000", "100..600000",
+        "Cap of the backoff between reconnects to a member."),
+    KEY(MEMBER_REAP_S, CT_UINT, CK_ZERO_OK, 60, 31536000, "86400",
+        "0 (never) or 60..31536000",
+        "Seconds after which failed or departed members are forgotten."),
+    KEY(ROLES, CT_ROLES, CK_OPTIONAL, 0, 0, "none",
+        "an empty array (role supervision is not in this build yet)",
+        "Role definitions: [{\"name\", \"command\", \"args\", "
+        "\"instances\"}]."),
+};
+#undef KEY
+
+_Static_assert(sizeof(config_keydefs) / sizeof(config_keydefs[0]) ==
+                   CONFIG_KEY_COUNT,
+               "config_keydefs must describe every key of CONFIG_KEYS");
+
+static const char *const config_key_names[] = {
+#define CONFIG_KEY_NAME(id, name) #name,
+    CONFIG_KEYS(CONFIG_KEY_NAME)
+#undef CONFIG_KEY_NAME
+};
+
+/* Environment variables that are not keys but belong to us: the config
+ * file path, and what the role supervisor gives its children. */
+static const char *const config_env_ignored[] = {
+    "BEETHOVEN_CONFIG", "BEETHOVEN_ROLE", "BEETHOVEN_NODE_ID", NULL};
+
+/* A value as a source gave it: text (env, flag, config_set) or a JSON
+ * value from the file (json may be NULL for JSON null). */
+struct config_value {
+    bool is_json;
+    const char *text;
+    struct json_object *json;
+};
+
+/* State of one config_load() call; nothing outlives it. */
+struct config_loader {
+    struct config *c;
+    FILE *err;
+    int errors;
+    bool bad[CONFIG_KEY_COUNT]; /* the last attempt to set it failed */
+    bool file_failed;           /* the file could not be read or parsed */
+    char secret_file_where[CONFIG_PATH_MAX + 64];
+};
+
+/* One key=value from the command line, applied after the environment. */
+struct config_flag {
+    enum config_key key;
+    const char *value;
+    char where[96]; /* "flag --listener-port" */
+};
+
+static const char *const config_source_names[] = {
+    [CONFIG_SRC_DEFAULT] = "default", [CONFIG_SRC_FILE] = "file",
+    [CONFIG_SRC_ENV] = "env",         [CONFIG_SRC_FLAG] = "flag",
+    [CONFIG_SRC_AUTO] = "auto",
+};
+
+const char *config_source_str(enum config_source src)
+{
+    if ((unsigned)src > CONFIG_SRC_AUTO)
+        return "unknown";
+    return config_source_names[src];
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int config_find_key(const char *name)
+{
+    for (int i = 0; i < CONFIG_KEY_COUNT; i++)
+        if (strcmp(config_key_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* "BEETHOVEN_LISTENER_PORT" for listener_port. */
+static void config_env_name(enum config_key k, char *buf, size_t size)
+{
+    size_t n = (size_t)snprintf(buf, size, "%s", CONFIG_ENV_PREFIX);
+    for (const char *p = config_key_names[k]; *p && n + 1 < size; p++)
+        buf[n++] = (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : *p;
+    buf[n < size ? n : size - 1] = '\0';
+}
+
+/* "--listener-port" for listener_port. */
+static void config_flag_name(const char *key, char *buf, size_t size)
+{
+    size_t n = (size_t)snprintf(buf, size, "--");
+    for (const char *p = key; *p && n + 1 < size; p++)
+        buf[n++] = *p == '_' ? '-' : *p;
+    buf[n < size ? n : size - 1] = '\0';
+}
+
+/* Levenshtein distance, for "did you mean". Longer inputs count as far. */
+static unsigned config_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned row[65];
+
+    if (la > 64 || lb > 64)
+        return 100;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        unsigned diag = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned up = row[j];
+            unsigned best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The known key nearest to name (distance <= 2), or NULL. */
+static const char *config_suggest(const char *name)
+{
+    const char *best = NULL;
+    unsigned best_d = 3;
+
+    for (int i = 0; i < CONFIG_KEY_COUNT; i++) {
+        unsigned d = config_distance(name, config_key_names[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = config_key_names[i];
+        }
+    }
+    return best;
+}
+
+/* Copies s into buf for a one-line message: control characters, quotes
+ * and backslashes escaped, long values cut with "...". */
+static void config_escape(char *buf, size_t size, const char *s, bool quote)
+{
+    size_t n = 0, shown = 0;
+
+    if (size < 16) {
+        buf[0] = '\0';
+        return;
+    }
+    if (quote)
+        buf[n++] = '"';
+    for (; *s && n + 8 < size; s++, shown++) {
+        unsigned char ch = (unsigned char)*s;
+        if (shown == 200) {
+            memcpy(buf + n, "...", 3);
+            n += 3;
+            break;
+        }
+        if (ch < 0x20 || ch == 0x7f)
+            n += (size_t)snprintf(buf + n, size - n, "\\x%02x", ch);
+        else if (quote && (ch == '"' || ch == '\\')) {
+            buf[n++] = '\\';
+            buf[n++] = (char)ch;
+        } else
+            buf[n++] = (char)ch;
+    }
+    if (quote)
+        buf[n++] = '"';
+    buf[n] = '\0';
+}
+
+/* The value as the user gave it, for error messages: text quoted, JSON in
+ * its JSON form (strings quoted, numbers bare). */
+static void config_show(const struct config_value *v, char *buf, size_t size)
+{
+    if (!v->is_json) {
+        config_escape(buf, size, v->text, true);
+        return;
+    }
+    const char *s = v->json == NULL
+                        ? "null"
+                        : json_object_to_json_string_ext(
+                              v->json, JSON_C_TO_STRING_PLAIN |
+                                           JSON_C_TO_STRING_NOSLASHESCAPE);
+    config_escape(buf, size, s, false);
+}
+
+static const char *config_json_type_str(struct json_object *j)
+{
+    switch (json_object_get_type(j)) {
+    case json_type_null:
+        return "null";
+    case json_type_boolean:
+        return "boolean";
+    case json_type_double:
+    case json_type_int:
+        return "number";
+    case json_type_object:
+        return "object";
+    case json_type_array:
+        return "array";
+    case json_type_string:
+        return "string";
+    }
+    return "value";
+}
+
+/* "<key>: <value> is not allowed (<allowed>)" */
+static int config_reject(enum config_key k, const struct config_value *v,
+                         char *msg, size_t len)
+{
+    char shown[CONFIG_SHOW_MAX];
+
+    config_show(v, shown, sizeof(shown));
+    snprintf(msg, len, "%s: %s is not allowed (%s)", config_key_names[k], shown,
+             config_keydefs[k].allowed);
+    return BT_EINVAL;
+}
+
+static int config_parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return BT_EINVAL;
+}
+
+/* Decimal digits only: no sign, blanks or fraction; overflow rejected. */
+static int config_parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (*s == '\0')
+        return BT_EINVAL;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return BT_EINVAL;
+        if (v > (UINT64_MAX - 9) / 10)
+            return BT_EINVAL;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* A string value; JSON strings with an embedded NUL are refused. */
+static int config_value_string(const struct config_value *v, const char **out)
+{
+    if (!v->is_json) {
+        *out = v->text;
+        return 0;
+    }
+    if (v->json == NULL || !json_object_is_type(v->json, json_type_string))
+        return BT_EINVAL;
+    const char *s = json_object_get_string(v->json);
+    if (strlen(s) != (size_t)json_object_get_string_len(v->json))
+        return BT_EINVAL;
+    *out = s;
+    return 0;
+}
+
+static int config_value_bool(const struct config_value *v, bool *out)
+{
+    const char *s;
+
+    if (v->is_json && v->json != NULL &&
+        json_object_is_type(v->json, json_type_boolean)) {
+        *out = json_object_get_boolean(v->json);
+        return 0;
+    }
+    if (config_value_string(v, &s) != 0)
+        return BT_EINVAL;
+    return config_parse_bool(s, out);
+}
+
+static int config_json_u64(struct json_object *j, uint64_t *out)
+{
+    const char *s;
+
+    if (j == NULL)
+        return BT_EINVAL;
+    if (json_object_is_type(j, json_type_int)) {
+        int64_t i = json_object_get_int64(j);
+        if (i < 0)
+            return BT_EINVAL;
+        *out = (uint64_t)i;
+        return 0;
+    }
+    if (!json_object_is_type(j, json_type_string))
+        return BT_EINVAL; /* fractions, booleans, ... */
+    s = json_object_get_string(j);
+    if (strlen(s) != (size_t)json_object_get_string_len(j))
+        return BT_EINVAL;
+    return config_parse_u64(s, out);
+}
+
+static int config_value_u64(const struct config_value *v, uint64_t *out)
+{
+    if (v->is_json)
+        return config_json_u64(v->json, out);
+    return config_parse_u64(v->text, out);
+}
+
+/* "A..B" */
+static int config_parse_range(const char *s, uint64_t *lo, uint64_t *hi)
+{
+    const char *dots = strstr(s, "..");
+    char first[24];
+
+    if (dots == NULL || (size_t)(dots - s) >= sizeof(first))
+        return BT_EINVAL;
+    memcpy(first, s, (size_t)(dots - s));
+    first[dots - s] = '\0';
+    if (config_parse_u64(first, lo) != 0 || config_parse_u64(dots + 2, hi) != 0)
+        return BT_EINVAL;
+    return 0;
+}
+
+static int config_json_range(struct json_object *j, uint64_t *lo, uint64_t *hi)
+{
+    if (j != NULL && json_object_is_type(j, json_type_array)) {
+        if (json_object_array_length(j) != 2)
+            return BT_EINVAL;
+        if (config_json_u64(json_object_array_get_idx(j, 0), lo) != 0 ||
+            config_json_u64(json_object_array_get_idx(j, 1), hi) != 0)
+            return BT_EINVAL;
+        return 0;
+    }
+    if (j == NULL || !json_object_is_type(j, json_type_string))
+        return BT_EINVAL;
+    return config_parse_range(json_object_get_string(j), lo, hi);
+}
+
+static bool config_name_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n < 1 || n > max)
+        return false;
+    for (; *s; s++) {
+        char ch = *s;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool config_path_ok(const char *s, size_t max)
+{
+    if (s[0] != '/' || strlen(s) > max)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* The unsigned field that holds key k, or NULL. */
+static unsigned *config_uint_field(struct config *c, enum config_key k)
+{
+    switch (k) {
+    case CONFIG_KEY_CLUSTER_NET_MASK:
+        return &c->cluster_net_mask;
+    case CONFIG_KEY_HEARTBEAT_INTERVAL_MS:
+        return &c->heartbeat_interval_ms;
+    case CONFIG_KEY_SUSPECT_TIMEOUT_MS:
+        return &c->suspect_timeout_ms;
+    case CONFIG_KEY_FAIL_TIMEOUT_MS:
+        return &c->fail_timeout_ms;
+    case CONFIG_KEY_CONNECT_TIMEOUT_MS:
+        return &c->connect_timeout_ms;
+    case CONFIG_KEY_SCAN_CONCURRENCY:
+        return &c->scan_concurrency;
+    case CONFIG_KEY_SCAN_PASSES:
+        return &c->scan_passes;
+    case CONFIG_KEY_WATCH_INTERVAL_MS:
+        return &c->watch_interval_ms;
+    case CONFIG_KEY_HANDSHAKE_TIMEOUT_MS:
+        return &c->handshake_timeout_ms;
+    case CONFIG_KEY_RECONNECT_MAX_MS:
+        return &c->reconnect_max_ms;
+    case CONFIG_KEY_MEMBER_REAP_S:
+        return &c->member_reap_s;
+    default:
+        return NULL;
+    }
+}
+
+/* The string field that holds key k and its size, or NULL. */
+static char *config_str_field(struct config *c, enum config_key k, size_t *size)
+{
+    switch (k) {
+    case CONFIG_KEY_CLUSTER_NAME:
+        *size = sizeof(c->cluster_name);
+        return c->cluster_name;
+    case CONFIG_KEY_NODE_NAME:
+        *size = sizeof(c->node_name);
+        return c->node_name;
+    case CONFIG_KEY_DATA_DIR:
+        *size = sizeof(c->data_dir);
+        return c->data_dir;
+    case CONFIG_KEY_SECRET_FILE:
+        *size = sizeof(c->secret_file);
+        return c->secret_file;
+    case CONFIG_KEY_CONTROL_SOCKET:
+        *size = sizeof(c->control_socket);
+        return c->control_socket;
+    default:
+        return NULL;
+    }
+}
+
+/* ---- setting one key -------------------------------------------------- */
+
+static int config_apply_secret(struct config *c, const struct config_value *v,
+                               char *msg, size_t len)
+{
+    const char *s;
+    size_t n;
+
+    /* Never echo a secret: say what kind of value was wrong, not which. */
+    if (config_value_string(v, &s) != 0) {
+        snprintf(msg, len, "secret: a JSON %s is not allowed (%s)",
+                 config_json_type_str(v->json),
+                 config_keydefs[CONFIG_KEY_SECRET].allowed);
+        return BT_EINVAL;
+    }
+    n = strlen(s);
+    if (n != 0 && (n < CONFIG_SECRET_MIN || n > CONFIG_SECRET_MAX)) {
+        snprintf(msg, len,
+                 "secret: a value of %zu bytes is not allowed (%s; "
+                 "generate one with: openssl rand -hex 32)",
+                 n, config_keydefs[CONFIG_KEY_SECRET].allowed);
+        return BT_EINVAL;
+    }
+    memcpy(c->secret, s, n + 1);
+    c->secret_len = n;
+    return 0;
+}
+
+/* Parses a whole string as strict JSON (an env or flag value); NULL when it
+ * is not exactly one JSON value. The caller puts the result. */
+static struct json_object *config_json_from_text(const char *text)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *j;
+    size_t len = strlen(text);
+
+    if (tok == NULL)
+        fatal("out of memory");
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    j = json_tokener_parse_ex(tok, text, (int)len);
+    if (j != NULL && json_tokener_get_parse_end(tok) != len) {
+        json_object_put(j);
+        j = NULL;
+    }
+    json_tokener_free(tok);
+    return j;
+}
+
+static int config_apply_roles(const struct config_value *v, char *msg,
+                              size_t len)
+{
+    struct json_object *parsed = NULL, *j = v->json;
+    int rc = 0;
+
+    if (!v->is_json) {
+        if (v->text[0] == '\0')
+            return 0;
+        parsed = config_json_from_text(v->text);
+        if (parsed == NULL)
+            return config_reject(CONFIG_KEY_ROLES, v, msg, len);
+        j = parsed;
+    }
+    if (j == NULL)
+        rc = 0;
+    else if (!json_object_is_type(j, json_type_array))
+        rc = config_reject(CONFIG_KEY_ROLES, v, msg, len);
+    else if (json_object_array_length(j) > 0) {
+        snprintf(msg, len,
+                 "roles: role supervision is not available in this build yet "
+                 "(it arrives with the replicated role table)");
+        rc = BT_EINVAL;
+    }
+    json_object_put(parsed);
+    return rc;
+}
+
+/* Validates v for key k and stores it in c. Returns 0 or BT_EINVAL with a
+ * "<key>: ..." line in msg; c is untouched on error. */
+static int config_apply(struct config *c, enum config_key k,
+                        const struct config_value *v, char *msg, size_t len)
+{
+    const struct config_keydef *d = &config_keydefs[k];
+    const char *s = NULL;
+    uint64_t u, lo, hi;
+    bool b;
+
+    if ((d->flags & CK_OPTIONAL) &&
+        ((v->is_json && v->json == NULL) ||
+         (!v->is_json && v->text[0] == '\0') ||
+         (v->is_json && json_object_is_type(v->json, json_type_string) &&
+          json_object_get_string_len(v->json) == 0))) {
+        /* "none" */
+        if (k == CONFIG_KEY_SECRET) {
+            c->secret_len = 0;
+            c->secret[0] = '\0';
+        } else if (k == CONFIG_KEY_SECRET_FILE)
+            c->secret_file[0] = '\0';
+        return 0;
+    }
+
+    switch (d->type) {
+    case CT_BOOL:
+        if (config_value_bool(v, &b) != 0)
+            return config_reject(k, v, msg, len);
+        if (k == CONFIG_KEY_USE_AZ_NET) {
+            if (b) {
+                snprintf(msg, len,
+                         "use_az_net: true is not supported by this build yet "
+                         "(the Azure IMDS client is not built in)");
+                return BT_EINVAL;
+            }
+            c->use_az_net = b;
+        } else
+            c->insecure = b;
+        return 0;
+
+    case CT_UINT:
+        if (config_value_u64(v, &u) != 0 ||
+            !((u == 0 && (d->flags & CK_ZERO_OK)) ||
+              (u >= d->min && u <= d->max)))
+            return config_reject(k, v, msg, len);
+        if (k == CONFIG_KEY_LISTENER_PORT)
+            c->listener_port = (uint16_t)u;
+        else
+            *config_uint_field(c, k) = (unsigned)u;
+        return 0;
+
+    case CT_NET: {
+        uint32_t addr;
+        if (config_value_string(v, &s) != 0 || cidr_parse_addr(s, &addr) != 0)
+            return config_reject(k, v, msg, len);
+        c->cluster_net = addr; /* host bits: checked once all sources merged */
+        return 0;
+    }
+
+    case CT_ADDR: {
+        uint32_t addr = 0;
+        if (config_value_string(v, &s) != 0)
+            return config_reject(k, v, msg, len);
+        if (strcasecmp(s, "auto") != 0 &&
+            (cidr_parse_addr(s, &addr) != 0 || addr == 0))
+            return config_reject(k, v, msg, len);
+        c->bind_address = addr;
+        return 0;
+    }
+
+    case CT_RANGE: {
+        int rc;
+        if (v->is_json)
+            rc = config_json_range(v->json, &lo, &hi);
+        else if (v->text[0] == '[') {
+            struct json_object *j = config_json_from_text(v->text);
+            rc = config_json_range(j, &lo, &hi);
+            json_object_put(j);
+        } else
+            rc = config_parse_range(v->text, &lo, &hi);
+        if (rc != 0 || lo < d->min || lo > hi || hi > d->max)
+            return config_reject(k, v, msg, len);
+        c->backoff_min_ms = (unsigned)lo;
+        c->backoff_max_ms = (unsigned)hi;
+        return 0;
+    }
+
+    case CT_NAME:
+    case CT_PATH: {
+        size_t size = 0;
+        char *field = config_str_field(c, k, &size);
+        bool ok;
+        if (config_value_string(v, &s) != 0)
+            return config_reject(k, v, msg, len);
+        ok = d->type == CT_NAME ? config_name_ok(s, d->max)
+                                : config_path_ok(s, d->max);
+        if (!ok || strlen(s) >= size)
+            return config_reject(k, v, msg, len);
+        memcpy(field, s, strlen(s) + 1);
+        return 0;
+    }
+
+    case CT_SECRET:
+        return config_apply_secret(c, v, msg, len);
+
+    case CT_LEVEL: {
+        enum log_level lvl;
+        if (config_value_string(v, &s) != 0 || log_level_parse(s, &lvl) != 0)
+            return config_reject(k, v, msg, len);
+        c->log_level = lvl;
+        return 0;
+    }
+
+    case CT_ROLES:
+        return config_apply_roles(v, msg, len);
+    }
+    return config_reject(k, v, msg, len);
+}
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->use_az_net = false;
+    c->cluster_net = (uint32_t)127 << 24;
+    c->cluster_net_mask = 29;
+    c->listener_port = 3000;
+    c->backoff_min_ms = 150;
+    c->backoff_max_ms = 300;
+    snprintf(c->cluster_name, sizeof(c->cluster_name), "beethoven");
+    c->bind_address = 0;
+    snprintf(c->node_name, sizeof(c->node_name), "node");
+    snprintf(c->data_dir, sizeof(c->data_dir), "%s", CONFIG_DEFAULT_DATA_DIR);
+    c->secret_len = 0;
+    c->insecure = false;
+    snprintf(c->control_socket, sizeof(c->control_socket), "%s",
+             CONFIG_DEFAULT_CONTROL_SOCKET);
+    c->log_level = LOG_LVL_INFO;
+    c->heartbeat_interval_ms = 200;
+    c->suspect_timeout_ms = 600;
+    c->fail_timeout_ms = 1200;
+    c->connect_timeout_ms = 250;
+    c->scan_concurrency = 1024;
+    c->scan_passes = 3;
+    c->watch_interval_ms = 15000;
+    c->handshake_timeout_ms = 2000;
+    c->reconnect_max_ms = 5000;
+    c->member_reap_s = 86400;
+    for (int i = 0; i < CONFIG_KEY_COUNT; i++)
+        c->source[i] = CONFIG_SRC_DEFAULT;
+}
+
+/* config_set() only records secret_file; config_load() reads the file once
+ * every source is merged, so an overridden path is never opened. */
+int config_set(struct config *c, const char *key, const char *value,
+               enum config_source src, char *msg, size_t msglen)
+{
+    struct config_value v = {.is_json = false, .text = value};
+    int k = config_find_key(key);
+    int rc;
+
+    if (k < 0) {
+        const char *near = config_suggest(key);
+        char shown[CONFIG_SHOW_MAX];
+        config_escape(shown, sizeof(shown), key, false);
+        if (near != NULL)
+            snprintf(msg, msglen, "%s: unknown key (did you mean %s?)", shown,
+                     near);
+        else
+            snprintf(msg, msglen, "%s: unknown key", shown);
+        return BT_EINVAL;
+    }
+    rc = config_apply(c, (enum config_key)k, &v, msg, msglen);
+    if (rc == 0)
+        c->source[k] = src;
+    return rc;
+}
+
+/* ---- config_load: the sources in order -------------------------------- */
+
+static void config_error(struct config_loader *ld, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void config_error(struct config_loader *ld, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfprintf(ld->err, fmt, ap);
+    va_end(ap);
+    fputc('\n', ld->err);
+    ld->errors++;
+}
+
+/* Sets key k from one source and reports a problem prefixed with where. */
+static void config_load_value(struct config_loader *ld, enum config_key k,
+                              const struct config_value *v,
+                              enum config_source src, const char *where)
+{
+    char msg[CONFIG_MSG_MAX];
+
+    if (config_apply(ld->c, k, v, msg, sizeof(msg)) != 0) {
+        config_error(ld, "%s: %s", where, msg);
+        ld->bad[k] = true;
+        return;
+    }
+    ld->c->source[k] = src;
+    ld->bad[k] = false;
+    if (k == CONFIG_KEY_SECRET_FILE)
+        snprintf(ld->secret_file_where, sizeof(ld->secret_file_where), "%s",
+                 where);
+}
+
+/* The host name as the default node name, if it is a valid one. */
+static void config_node_name_auto(struct config *c)
+{
+    char host[256];
+    size_t n;
+
+    if (gethostname(host, sizeof(host)) != 0)
+        return;
+    host[sizeof(host) - 1] = '\0';
+    n = strlen(host);
+    while (n > 0 && (host[n - 1] == ' ' || host[n - 1] == '\n' ||
+                     host[n - 1] == '\t' || host[n - 1] == '.'))
+        host[--n] = '\0';
+    if (n > CONFIG_NAME_MAX - 1)
+        host[CONFIG_NAME_MAX - 1] = '\0';
+    if (!config_name_ok(host, CONFIG_NAME_MAX - 1))
+        return; /* keep "node" */
+    memcpy(c->node_name, host, strlen(host) + 1);
+    c->source[CONFIG_KEY_NODE_NAME] = CONFIG_SRC_AUTO;
+}
+
+/* Reads the whole file (at most CONFIG_FILE_MAX bytes) into a NUL-terminated
+ * buffer the caller frees. Returns 0 or a negative errno / BT_ETOOBIG. */
+static int config_read_file(const char *path, char **out, size_t *outlen)
+{
+    FILE *f = fopen(path, "re");
+    char *buf;
+    size_t n;
+    int rc = 0;
+
+    if (f == NULL)
+        return -errno;
+    buf = xmalloc(CONFIG_FILE_MAX + 1);
+    errno = 0;
+    n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+    if (ferror(f))
+        rc = errno != 0 ? -errno : -EIO; /* e.g. EISDIR */
+    else if (n > CONFIG_FILE_MAX)
+        rc = BT_ETOOBIG;
+    fclose(f);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *outlen = n;
+    return 0;
+}
+
+/* "line L, column C (byte B)" for a byte offset into text. */
+static void config_position(const char *text, size_t off, char *buf,
+                            size_t size)
+{
+    unsigned line = 1;
+    size_t col_start = 0;
+
+    for (size_t i = 0; i < off; i++) {
+        if (text[i] == '\n') {
+            line++;
+            col_start = i + 1;
+        }
+    }
+    snprintf(buf, size, "line %u, column %zu (byte %zu)", line,
+             off - col_start + 1, off);
+}
+
+static bool config_blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return false;
+    return true;
+}
+
+/* Parses the file as strict JSON; returns the top-level object or NULL
+ * after reporting one error line. */
+static struct json_object *config_parse_json(struct config_loader *ld,
+                                             const char *path, const char *text,
+                                             size_t len)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *obj;
+    enum json_tokener_error jerr;
+    char pos[96];
+
+    if (tok == NULL)
+        fatal("out of memory");
+    json_tokener_set_flags(tok,
+                           JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    obj = json_tokener_parse_ex(tok, text, (int)len);
+    jerr = json_tokener_get_error(tok);
+    if (obj == NULL) {
+        if (config_blank(text, len))
+            config_error(ld,
+                         "%s: empty file, expected a JSON object "
+                         "(write {} for no settings)",
+                         path);
+        else if (jerr == json_tokener_continue) {
+            config_position(text, len, pos, sizeof(pos));
+            config_error(ld, "%s: invalid JSON at %s: unexpected end of file",
+                         path, pos);
+        } else {
+            config_position(text, json_tokener_get_parse_end(tok), pos,
+                            sizeof(pos));
+            config_error(ld, "%s: invalid JSON at %s: %s", path, pos,
+                         json_tokener_error_desc(jerr));
+        }
+        json_tokener_free(tok);
+        return NULL;
+    }
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (end < len && !config_blank(text + end, len - end)) {
+        config_position(text, end, pos, sizeof(pos));
+        config_error(ld,
+                     "%s: invalid JSON at %s: unexpected data after the "
+                     "top-level value",
+                     path, pos);
+        json_object_put(obj);
+        return NULL;
+    }
+    if (!json_object_is_type(obj, json_type_object)) {
+        config_error(ld, "%s: the top level must be a JSON object, not %s %s",
+                     path,
+                     json_object_is_type(obj, json_type_array) ? "an" : "a",
+                     config_json_type_str(obj));
+        json_object_put(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+static void config_load_file(struct config_loader *ld, const char *path)
+{
+    struct json_object *obj;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (strlen(path) >= sizeof(ld->c->config_file)) {
+        config_error(ld, "config: config file path is longer than %d bytes",
+                     CONFIG_PATH_MAX - 1);
+        return;
+    }
+    snprintf(ld->c->config_file, sizeof(ld->c->config_file), "%s", path);
+    rc = config_read_file(path, &text, &len);
+    if (rc != 0) {
+        ld->file_failed = true;
+        config_error(ld, "%s: cannot read the config file: %s", path,
+                     rc == BT_ETOOBIG ? "larger than 1 MiB" : strerror(-rc));
+        return;
+    }
+    obj = config_parse_json(ld, path, text, len);
+    explicit_bzero(text, len); /* it may hold the secret */
+    free(text);
+    if (obj == NULL) {
+        ld->file_failed = true;
+        return;
+    }
+    json_object_object_foreach(obj, key, val)
+    {
+        int k = config_find_key(key);
+        if (k < 0) {
+            const char *near = config_suggest(key);
+            char shown[CONFIG_SHOW_MAX];
+            config_escape(shown, sizeof(shown), key, false);
+            if (near != NULL)
+                config_error(ld, "%s: %s: unknown key (did you mean %s?)", path,
+                             shown, near);
+            else
+                config_error(ld, "%s: %s: unknown key", path, shown);
+            continue;
+        }
+        struct config_value v = {.is_json = true, .json = val};
+        config_load_value(ld, (enum config_key)k, &v, CONFIG_SRC_FILE, path);
+    }
+    json_object_put(obj);
+}
+
+static const char *config_env_get(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (char **e = envp; e != NULL && *e != NULL; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+static void config_load_env(struct config_loader *ld, char **envp)
+{
+    const size_t plen = strlen(CONFIG_ENV_PREFIX);
+
+    for (char **e = envp; e != NULL && *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        char name[128], lower[128], shown[CONFIG_SHOW_MAX];
+        size_t nlen;
+        int k = -1;
+        bool ignored = false;
+
+        if (strncmp(*e, CONFIG_ENV_PREFIX, plen) != 0 || eq == NULL)
+            continue;
+        nlen = (size_t)(eq - *e);
+        if (nlen >= sizeof(name)) {
+            config_escape(shown, sizeof(shown), *e, false);
+            config_error(ld, "env %.40s...: unknown variable", shown);
+            continue;
+        }
+        memcpy(name, *e, nlen);
+        name[nlen] = '\0';
+        for (const char *const *i = config_env_ignored; *i; i++)
+            if (strcmp(name, *i) == 0)
+                ignored = true;
+        if (ignored)
+            continue;
+        for (int i = 0; i < CONFIG_KEY_COUNT && k < 0; i++) {
+            char envname[64];
+            config_env_name((enum config_key)i, envname, sizeof(envname));
+            if (strcmp(envname, name) == 0)
+                k = i;
+        }
+        if (k < 0) {
+            size_t j = 0;
+            for (const char *p = name + plen; *p; p++)
+                lower[j++] =
+                    (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+            lower[j] = '\0';
+            const char *near = config_suggest(lower);
+            config_escape(shown, sizeof(shown), name, false);
+            if (near != NULL) {
+                char envname[64];
+                config_env_name((enum config_key)config_find_key(near), envname,
+                                sizeof(envname));
+                config_error(ld, "env %s: %s: unknown key (did you mean %s?)",
+                             shown, lower, envname);
+            } else
+                config_error(ld, "env %s: %s: unknown key", shown, lower);
+            continue;
+        }
+        char where[160];
+        snprintf(where, sizeof(where), "env %s", name);
+        struct config_value v = {.is_json = false, .text = eq + 1};
+        config_load_value(ld, (enum config_key)k, &v, CONFIG_SRC_ENV, where);
+    }
+}
+
+/* The command line: -c/--config, -n/--check-config, -h/--help,
+ * -V/--version, and --<key> VALUE / --<key>=VALUE for every key (dashes or
+ * underscores); a boolean key alone means true. Key flags are collected in
+ * flags[] and applied after the environment. */
+static void config_parse_args(struct config_loader *ld, int argc, char **argv,
+                              struct config_cli *cli, struct config_flag *flags,
+                              size_t *nflags, const char **config_path)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        char name[80], shown[CONFIG_SHOW_MAX];
+        const char *eq, *value = NULL;
+        size_t nlen;
+
+        if (strcmp(arg, "-n") == 0) {
+            cli->check_config = true;
+            continue;
+        }
+        if (strcmp(arg, "-h") == 0) {
+            cli->help = true;
+            continue;
+        }
+        if (strcmp(arg, "-V") == 0) {
+            cli->version = true;
+            continue;
+        }
+        if (strncmp(arg, "-c", 2) == 0) {
+            if (arg[2] != '\0')
+                *config_path = arg + 2;
+            else if (i + 1 < argc)
+                *config_path = argv[++i];
+            else
+                config_error(ld, "flag -c: missing value (a config file "
+                                 "path)");
+            continue;
+        }
+        if (arg[0] == '-' && arg[1] != '-' && arg[1] != '\0') {
+            config_escape(shown, sizeof(shown), arg, false);
+            config_error(ld, "flag %s: unknown flag (see --help)", shown);
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            config_escape(shown, sizeof(shown), arg, true);
+            config_error(ld, "flag %s: unexpected argument (see --help)",
+                         shown);
+            continue;
+        }
+
+        eq = strchr(arg, '=');
+        nlen = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        if (nlen >= sizeof(name)) {
+            config_escape(shown, sizeof(shown), arg, false);
+            config_error(ld, "flag %s: unknown flag", shown);
+            continue;
+        }
+        for (size_t j = 0; j < nlen; j++)
+            name[j] = arg[2 + j] == '-' ? '_' : arg[2 + j];
+        name[nlen] = '\0';
+
+        if (strcmp(name, "check_config") == 0 || strcmp(name, "help") == 0 ||
+            strcmp(name, "version") == 0) {
+            if (eq != NULL) {
+                config_error(ld, "flag --%.*s: takes no value", (int)nlen,
+                             arg + 2);
+                continue;
+            }
+            if (name[0] == 'c')
+                cli->check_config = true;
+            else if (name[0] == 'h')
+                cli->help = true;
+            else
+                cli->version = true;
+            continue;
+        }
+
+        int k = strcmp(name, "config") == 0 ? -2 : config_find_key(name);
+        if (k == -1) {
+            /* Skip what is probably its value, so it is reported once. */
+            if (eq == NULL && i + 1 < argc && argv[i + 1][0] != '-')
+                i++;
+            const char *near = config_suggest(name);
+            config_escape(shown, sizeof(shown), arg, false);
+            if (eq != NULL)
+                shown[strcspn(shown, "=")] = '\0';
+            if (near != NULL) {
+                char flag[64];
+                config_flag_name(near, flag, sizeof(flag));
+                config_error(ld, "flag %s: unknown flag (did you mean %s?)",
+                             shown, flag);
+            } else
+                config_error(ld, "flag %s: unknown flag (see --help)", shown);
+            continue;
+        }
+
+        if (eq != NULL)
+            value = eq + 1;
+        else if (k >= 0 && config_keydefs[k].type == CT_BOOL &&
+                 (i + 1 >= argc || argv[i + 1][0] == '-'))
+            value = "true"; /* --insecure alone */
+        else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+            value = argv[++i];
+
+        if (value == NULL || (k == -2 && value[0] == '\0')) {
+            if (k == -2)
+                config_error(ld,
+                             "flag --%.*s: missing value (a config file "
+                             "path)",
+                             (int)nlen, arg + 2);
+            else
+                config_error(ld, "flag --%.*s: %s: missing value (%s)",
+                             (int)nlen, arg + 2, config_key_names[k],
+                             config_keydefs[k].allowed);
+            continue;
+        }
+        if (k == -2) {
+            *config_path = value;
+            continue;
+        }
+        struct config_flag *f = &flags[(*nflags)++];
+        f->key = (enum config_key)k;
+        f->value = value;
+        snprintf(f->where, sizeof(f->where), "flag --%.*s", (int)nlen, arg + 2);
+    }
+}
+
+/* Reads secret_file into c->secret: a regular file, not world-readable,
+ * 16..1024 bytes once trailing blanks are trimmed. */
+static int config_read_secret(struct config *c, char *msg, size_t len)
+{
+    char shown[CONFIG_SHOW_MAX];
+    struct stat st;
+    char *buf = NULL;
+    ssize_t got;
+    size_t n = 0;
+    int fd, rc = BT_EINVAL;
+
+    config_escape(shown, sizeof(shown), c->secret_file, true);
+    fd = open(c->secret_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        snprintf(msg, len, "secret_file: %s cannot be read: %s", shown,
+                 strerror(errno));
+        return BT_EINVAL;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(msg, len, "secret_file: %s is not a regular file", shown);
+        goto out_close;
+    }
+    if (st.st_mode & S_IROTH) {
+        snprintf(msg, len,
+                 "secret_file: %s is readable by everyone (mode %04o; allowed: "
+                 "not readable by others, e.g. chmod 600)",
+                 shown, (unsigned)(st.st_mode & 07777));
+        goto out_close;
+    }
+    buf = xmalloc(CONFIG_SECRET_READ_MAX + 1);
+    while (n <= CONFIG_SECRET_READ_MAX) {
+        got = read(fd, buf + n, CONFIG_SECRET_READ_MAX + 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(msg, len, "secret_file: %s cannot be read: %s", shown,
+                     strerror(errno));
+            goto out_free;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+            buf[n - 1] == '\t' || buf[n - 1] == '\v' || buf[n - 1] == '\f'))
+        n--;
+    if (n < CONFIG_SECRET_MIN || n > CONFIG_SECRET_MAX) {
+        snprintf(msg, len,
+                 "secret_file: %s holds %s%zu bytes, not allowed (16..1024 "
+                 "bytes after trailing blanks; generate one with: openssl rand "
+                 "-hex 32)",
+                 shown, n > CONFIG_SECRET_MAX ? "more than " : "",
+                 n > CONFIG_SECRET_MAX ? (size_t)CONFIG_SECRET_MAX : n);
+        goto out_free;
+    }
+    if (memchr(buf, '\0', n) != NULL) {
+        snprintf(msg, len, "secret_file: %s holds a NUL byte (not allowed)",
+                 shown);
+        goto out_free;
+    }
+    memcpy(c->secret, buf, n);
+    c->secret[n] = '\0';
+    c->secret_len = n;
+    rc = 0;
+out_free:
+    explicit_bzero(buf, CONFIG_SECRET_READ_MAX + 1);
+    free(buf);
+out_close:
+    close(fd);
+    return rc;
+}
+
+/* Checks that need all sources merged: the network and the address in it,
+ * timing order, and the secret. */
+static void config_check_merged(struct config_loader *ld)
+{
+    struct config *c = ld->c;
+    char a[16], b[16];
+
+    if (!ld->bad[CONFIG_KEY_CLUSTER_NET] &&
+        !ld->bad[CONFIG_KEY_CLUSTER_NET_MASK]) {
+        uint32_t mask = cidr_mask(c->cluster_net_mask);
+        uint32_t net = c->cluster_net & mask;
+        if (c->cluster_net != net) {
+            config_error(ld,
+                         "config: cluster_net: \"%s\" has host bits set for "
+                         "/%u (use %s)",
+                         cidr_format_addr(c->cluster_net, a),
+                         c->cluster_net_mask, cidr_format_addr(net, b));
+        } else if (c->bind_address != 0 && !ld->bad[CONFIG_KEY_BIND_ADDRESS]) {
+            if (!cidr_contains(net, c->cluster_net_mask, c->bind_address))
+                config_error(ld,
+                             "config: bind_address: \"%s\" is outside "
+                             "cluster_net %s/%u (allowed: an address inside "
+                             "it, or \"auto\")",
+                             cidr_format_addr(c->bind_address, a),
+                             cidr_format_addr(net, b), c->cluster_net_mask);
+            else if (c->bind_address == net || c->bind_address == (net | ~mask))
+                config_error(ld,
+                             "config: bind_address: \"%s\" is the %s address "
+                             "of %s/%u (allowed: a host address, or \"auto\")",
+                             cidr_format_addr(c->bind_address, a),
+                             c->bind_address == net ? "network" : "broadcast",
+                             cidr_format_addr(net, b), c->cluster_net_mask);
+        }
+    }
+
+    if (!ld->bad[CONFIG_KEY_HEARTBEAT_INTERVAL_MS] &&
+        !ld->bad[CONFIG_KEY_SUSPECT_TIMEOUT_MS] &&
+        c->suspect_timeout_ms <= 2 * c->heartbeat_interval_ms)
+        config_error(ld,
+                     "config: suspect_timeout_ms: %u is not allowed (more "
+                     "than 2 x heartbeat_interval_ms = %u)",
+                     c->suspect_timeout_ms, 2 * c->heartbeat_interval_ms);
+    if (!ld->bad[CONFIG_KEY_SUSPECT_TIMEOUT_MS] &&
+        !ld->bad[CONFIG_KEY_FAIL_TIMEOUT_MS] &&
+        c->fail_timeout_ms <= c->suspect_timeout_ms)
+        config_error(ld,
+                     "config: fail_timeout_ms: %u is not allowed (more than "
+                     "suspect_timeout_ms = %u)",
+                     c->fail_timeout_ms, c->suspect_timeout_ms);
+
+    /* The secret: exactly one of secret, secret_file, insecure=true. */
+    if (ld->bad[CONFIG_KEY_SECRET] || ld->bad[CONFIG_KEY_SECRET_FILE])
+        return;
+    if (c->secret_len > 0 && c->secret_file[0] != '\0') {
+        config_error(ld, "config: secret: both secret and secret_file are set "
+                         "(set only one)");
+        return;
+    }
+    if (c->secret_file[0] != '\0') {
+        char msg[CONFIG_MSG_MAX];
+        if (config_read_secret(c, msg, sizeof(msg)) != 0) {
+            config_error(ld, "%s: %s", ld->secret_file_where, msg);
+            return;
+        }
+        c->source[CONFIG_KEY_SECRET] = c->source[CONFIG_KEY_SECRET_FILE];
+    }
+    if (ld->bad[CONFIG_KEY_INSECURE])
+        return;
+    if (c->secret_len == 0 && !c->insecure)
+        config_error(ld, "config: secret: no cluster secret configured (set "
+                         "secret or secret_file, or insecure=true for tests)");
+    else if (c->secret_len > 0 && c->insecure)
+        config_error(ld,
+                     "config: insecure: true conflicts with the configured "
+                     "%s (set only one of them)",
+                     c->secret_file[0] != '\0' ? "secret_file" : "secret");
+}
+
+int config_load(struct config *c, struct config_cli *cli, int argc, char **argv,
+                char **envp, FILE *err)
+{
+    struct config_loader *ld = xcalloc(1, sizeof(*ld));
+    struct config_flag *flags =
+        xcalloc(argc > 0 ? (size_t)argc : 1, sizeof(*flags));
+    const char *path = NULL;
+    size_t nflags = 0;
+    struct stat st;
+    int rc;
+
+    ld->c = c;
+    ld->err = err;
+    config_defaults(c);
+    memset(cli, 0, sizeof(*cli));
+
+    config_parse_args(ld, argc, argv, cli, flags, &nflags, &path);
+    if (ld->errors > 0 || cli->help || cli->version)
+        goto out;
+
+    config_node_name_auto(c);
+    if (path == NULL) {
+        path = config_env_get(envp, "BEETHOVEN_CONFIG");
+        if (path != NULL && path[0] == '\0')
+            path = NULL;
+    }
+    if (path == NULL && stat(CONFIG_DEFAULT_FILE, &st) == 0)
+        path = CONFIG_DEFAULT_FILE;
+    if (path != NULL)
+        config_load_file(ld, path);
+    config_load_env(ld, envp);
+    for (size_t i = 0; i < nflags; i++) {
+        struct config_value v = {.is_json = false, .text = flags[i].value};
+        config_load_value(ld, flags[i].key, &v, CONFIG_SRC_FLAG,
+                          flags[i].where);
+    }
+    /* Without the file the merged view is partial: checking it would only
+     * add noise such as "no secret" when the secret is in that file. */
+    if (!ld->file_failed)
+        config_check_merged(ld);
+out:
+    rc = ld->errors > 0 ? 2 : 0;
+    explicit_bzero(ld, sizeof(*ld));
+    free(ld);
+    free(flags);
+    return rc;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+/* The value of key k as --check-config prints it. */
+static void config_format(const struct config *c, enum config_key k, char *buf,
+                          size_t size)
+{
+    char a[16];
+    const unsigned *u;
+
+    switch (k) {
+    case CONFIG_KEY_USE_AZ_NET:
+        snprintf(buf, size, "%s", c->use_az_net ? "true" : "false");
+        return;
+    case CONFIG_KEY_INSECURE:
+        snprintf(buf, size, "%s", c->insecure ? "true" : "false");
+        return;
+    case CONFIG_KEY_CLUSTER_NET:
+        snprintf(buf, size, "%s", cidr_format_addr(c->cluster_net, a));
+        return;
+    case CONFIG_KEY_BIND_ADDRESS:
+        snprintf(buf, size, "%s",
+                 c->bind_address == 0 ? "auto"
+                                      : cidr_format_addr(c->bind_address, a));
+        return;
+    case CONFIG_KEY_LISTENER_PORT:
+        snprintf(buf, size, "%u", (unsigned)c->listener_port);
+        return;
+    case CONFIG_KEY_COMMON_RANDOM_BACKOFF:
+        snprintf(buf, size, "%u..%u", c->backoff_min_ms, c->backoff_max_ms);
+        return;
+    case CONFIG_KEY_CLUSTER_NAME:
+        config_escape(buf, size, c->cluster_name, false);
+        return;
+    case CONFIG_KEY_NODE_NAME:
+        config_escape(buf, size, c->node_name, false);
+        return;
+    case CONFIG_KEY_DATA_DIR:
+        config_escape(buf, size, c->data_dir, false);
+        return;
+    case CONFIG_KEY_CONTROL_SOCKET:
+        config_escape(buf, size, c->control_socket, false);
+        return;
+    case CONFIG_KEY_SECRET_FILE:
+        if (c->secret_file[0] == '\0')
+            snprintf(buf, size, "(none)");
+        else
+            config_escape(buf, size, c->secret_file, false);
+        return;
+    case CONFIG_KEY_SECRET:
+        if (c->secret_len == 0)
+            snprintf(buf, size, "(none)");
+        else
+            snprintf(buf, size, "(set, %zu bytes)", c->secret_len);
+        return;
+    case CONFIG_KEY_LOG_LEVEL:
+        snprintf(buf, size, "%s", log_level_str(c->log_level));
+        return;
+    case CONFIG_KEY_ROLES:
+        snprintf(buf, size, "(none)");
+        return;
+    default:
+        u = config_uint_field((struct config *)c, k);
+        snprintf(buf, size, "%u", u != NULL ? *u : 0);
+        return;
+    }
+}
+
+void config_print(const struct config *c, FILE *out)
+{
+    char value[CONFIG_SHOW_MAX + 32], src[CONFIG_SHOW_MAX + 8];
+
+    for (int k = 0; k < CONFIG_KEY_COUNT; k++) {
+        config_format(c, (enum config_key)k, value, sizeof(value));
+        if (c->source[k] == CONFIG_SRC_FILE && c->config_file[0] != '\0') {
+            char path[CONFIG_SHOW_MAX];
+            config_escape(path, sizeof(path), c->config_file, false);
+            snprintf(src, sizeof(src), "file %s", path);
+        } else
+            snprintf(src, sizeof(src), "%s", config_source_str(c->source[k]));
+        fprintf(out, "%s = %s  # %s\n", config_key_names[k], value, src);
+    }
+}
+
+void config_usage(FILE *out, const char *prog)
+{
+    if (prog == NULL || prog[0] == '\0')
+        prog = "beethovend";
+    fprintf(out,
+            "Usage: %s [-n] [-c PATH] [--KEY VALUE | --KEY=VALUE]...\n"
+            "       %s -h | -V\n"
+            "\n"
+            "The Beethoven daemon: finds the other nodes of its cluster on the "
+            "local\nsubnet, watches them with heartbeats and keeps the "
+            "cluster's roles running.\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config PATH   JSON config file (default: "
+            "$BEETHOVEN_CONFIG, else\n"
+            "                      %s when it exists)\n"
+            "  -n, --check-config  validate the configuration, print every "
+            "key with the\n"
+            "                      source of its value, and exit: 0 valid, 2 "
+            "not\n"
+            "  -h, --help          print this help and exit\n"
+            "  -V, --version       print the version and exit\n"
+            "  --KEY VALUE, --KEY=VALUE\n"
+            "                      set a key (dashes or underscores: "
+            "--listener-port or\n"
+            "                      --listener_port); a boolean key alone "
+            "means true\n"
+            "\n"
+            "Keys, in the file as \"key\": value, in the environment as "
+            "BEETHOVEN_KEY.\n"
+            "Later sources win: default < file < environment < flag.\n"
+            "\n"
+            "  %-24s %-33s %s\n",
+            prog, prog, CONFIG_DEFAULT_FILE, "FLAG", "ENVIRONMENT", "DEFAULT");
+    for (int k = 0; k < CONFIG_KEY_COUNT; k++) {
+        const struct config_keydef *d = &config_keydefs[k];
+        char flag[64], env[64];
+
+        config_flag_name(config_key_names[k], flag, sizeof(flag));
+        config_env_name((enum config_key)k, env, sizeof(env));
+        /* A default too wide for its column goes below the row. */
+        if (2 + 24 + 1 + 33 + strlen(d->def) <= 79)
+            fprintf(out, "  %-24s %-33s %s\n", flag, env, d->def);
+        else
+            fprintf(out, "  %-24s %s\n      Default: %s\n", flag, env, d->def);
+        fprintf(out, "      %s\n      Allowed: %s\n", d->help, d->allowed);
+    }
+    fprintf(out, "\nExit status: 0 on success, 1 on a fatal error, 2 for a "
+                 "bad configuration\nor command line. See "
+                 "docs/configuration.md for the details.\n");
+}

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* beethovend configuration: built-in defaults < JSON file < environment
+ * (BEETHOVEN_*) < command-line flags. Every key, its env var and default is
+ * listed in docs/configuration.md. Pure apart from reading the file, the
+ * secret file and the hostname. */
+#ifndef BT_CONFIG_H
+#define BT_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CONFIG_DEFAULT_FILE "/etc/beethoven/beethoven.json"
+#define CONFIG_DEFAULT_DATA_DIR "/var/lib/beethoven"
+#define CONFIG_DEFAULT_CONTROL_SOCKET "/run/beethoven/beethoven.sock"
+#define CONFIG_NAME_MAX 64 /* node_name, cluster_name: 1..63 chars */
+#define CONFIG_PATH_MAX 4096
+#define CONFIG_SOCKET_PATH_MAX 107 /* sun_path minus NUL */
+#define CONFIG_SECRET_MIN 16
+#define CONFIG_SECRET_MAX 1024
+
+enum config_source {
+    CONFIG_SRC_DEFAULT = 0,
+    CONFIG_SRC_FILE,
+    CONFIG_SRC_ENV,
+    CONFIG_SRC_FLAG,
+    CONFIG_SRC_AUTO, /* derived at start (hostname, detected address) */
+};
+const char *config_source_str(enum config_source src);
+
+/* One entry per key; the order is the order --check-config prints. */
+#define CONFIG_KEYS(X)                                                         \
+    X(USE_AZ_NET, use_az_net)                                                  \
+    X(CLUSTER_NET, cluster_net)                                                \
+    X(CLUSTER_NET_MASK, cluster_net_mask)                                      \
+    X(LISTENER_PORT, listener_port)                                            \
+    X(COMMON_RANDOM_BACKOFF, common_random_backoff)                            \
+    X(CLUSTER_NAME, cluster_name)                                              \
+    X(BIND_ADDRESS, bind_address)                                              \
+    X(NODE_NAME, node_name)                                                    \
+    X(DATA_DIR, data_dir)                                                      \
+    X(SECRET, secret)                                                          \
+    X(SECRET_FILE, secret_file)                                                \
+    X(INSECURE, insecure)                                                      \
+    X(CONTROL_SOCKET, control_socket)                                          \
+    X(LOG_LEVEL, log_level)                                                    \
+    X(HEARTBEAT_INTERVAL_MS, heartbeat_interval_ms)                            \
+    X(SUSPECT_TIMEOUT_MS, suspect_timeout_ms)                                  \
+    X(FAIL_TIMEOUT_MS, fail_timeout_ms)                                        \
+    X(CONNECT_TIMEOUT_MS, connect_timeout_ms)                                  \
+    X(SCAN_CONCURRENCY, scan_concurrency)                                      \
+    X(SCAN_PASSES, scan_passes)                                                \
+    X(WATCH_INTERVAL_MS, watch_interval_ms)                                    \
+    X(HANDSHAKE_TIMEOUT_MS, handshake_timeout_ms)                              \
+    X(RECONNECT_MAX_MS, reconnect_max_ms)                                      \
+    X(MEMBER_REAP_S, member_reap_s)                                            \
+    X(ROLES, roles)
+
+enum config_key {
+#define CONFIG_KEY_ENUM(id, name) CONFIG_KEY_##id,
+    CONFIG_KEYS(CONFIG_KEY_ENUM)
+#undef CONFIG_KEY_ENUM
+        CONFIG_KEY_COUNT
+};
+
+struct config {
+    bool use_az_net;
+    uint32_t cluster_net;      /* host byte order, host bits zero */
+    unsigned cluster_net_mask; /* prefix length */
+    uint16_t listener_port;
+    unsigned backoff_min_ms, backoff_max_ms; /* common_random_backoff */
+    char cluster_name[CONFIG_NAME_MAX];
+    uint32_t bind_address; /* host byte order; 0 = detect at start */
+    char node_name[CONFIG_NAME_MAX];
+    char data_dir[CONFIG_PATH_MAX];
+    char secret[CONFIG_SECRET_MAX + 1]; /* from secret or secret_file */
+    size_t secret_len;                  /* 0 = none */
+    char secret_file[CONFIG_PATH_MAX];
+    bool insecure;
+    char control_socket[CONFIG_SOCKET_PATH_MAX + 1];
+    enum log_level log_level;
+    unsigned heartbeat_interval_ms;
+    unsigned suspect_timeout_ms; /* silent this long: suspect */
+    unsigned fail_timeout_ms; /* silent this long and nobody vouches: failed */
+    unsigned connect_timeout_ms; /* discovery probe connect timeout */
+    unsigned scan_concurrency;   /* probes in flight at once */
+    unsigned scan_passes;        /* discovery passes before standalone */
+    unsigned watch_interval_ms;  /* mean period of the watching rescan */
+    unsigned handshake_timeout_ms;
+    unsigned reconnect_max_ms; /* cap of the member reconnect backoff */
+    unsigned member_reap_s;    /* forget failed/left members after this */
+
+    char config_file[CONFIG_PATH_MAX]; /* file that was read, "" if none */
+    enum config_source source[CONFIG_KEY_COUNT];
+};
+
+/* What the command line asked for besides key values. */
+struct config_cli {
+    bool check_config; /* --check-config / -n: validate, print, exit */
+    bool help;         /* --help / -h */
+    bool version;      /* --version / -V */
+};
+
+/* Fills *c from defaults, the config file, envp (NULL-terminated
+ * "NAME=value" strings, normally environ) and argv, and validates it.
+ * The file is -c/--config PATH, else BEETHOVEN_CONFIG, else
+ * CONFIG_DEFAULT_FILE if it exists (a missing default file is not an error;
+ * a missing file that was asked for is).
+ * Every problem is printed to err as one line
+ *   "<where>: <key>: <value> is not allowed (<what is allowed>)"
+ * where <where> is the file path, "env BEETHOVEN_X" or "flag --x"; all
+ * problems are reported, not only the first.
+ * Returns 0 when the configuration is valid (cli filled in), 2 when it is
+ * not (or the command line is malformed). With --help or --version set in
+ * cli, returns 0 without validating further. */
+int config_load(struct config *c, struct config_cli *cli, int argc, char **argv,
+                char **envp, FILE *err);
+
+/* Built-in defaults only, no validation or I/O (for tests and callers that
+ * build a config by hand). */
+void config_defaults(struct config *c);
+
+/* Sets one key from its textual form (as an env var or flag gives it) and
+ * records src. Returns 0, or BT_EINVAL with a one-line explanation
+ * "<key>: <value> is not allowed (<allowed>)" in msg. secret_file only
+ * records the path here; config_load() reads the file after merging. */
+int config_set(struct config *c, const char *key, const char *value,
+               enum config_source src, char *msg, size_t msglen);
+
+/* Prints the effective configuration, one "key = value  # source" line
+ * per key, the secret masked. */
+void config_print(const struct config *c, FILE *out);
+
+/* The usage text of beethovend, listing flags and where keys come from. */
+void config_usage(FILE *out, const char *prog);
+
+#endif

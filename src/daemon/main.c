@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* beethovend: the composition root. Loads the configuration, learns the
+ * node's identity, owns the libuv loop and wires membership to the control
+ * socket and the signals. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <uv.h>
+
+#include "beethoven/error.h"
+#include "cidr.h"
+#include "cluster.h"
+#include "config.h"
+#include "control.h"
+#include "identity.h"
+#include "log.h"
+#include "msg.h"
+
+extern char **environ;
+
+struct daemon {
+    uv_loop_t *loop;
+    struct config cfg;
+    struct identity id;
+    struct cluster *cluster;
+    struct control *control;
+    uv_signal_t sigterm, sigint, sighup;
+    bool stopping;
+};
+
+static void daemon_on_event(void *ctx, struct json_object *ev)
+{
+    struct daemon *d = ctx;
+    if (d->control != NULL)
+        control_publish(d->control, ev);
+    else
+        json_object_put(ev);
+}
+
+static void daemon_on_left(void *ctx)
+{
+    struct daemon *d = ctx;
+    control_free(d->control);
+    d->control = NULL;
+    cluster_free(d->cluster);
+    d->cluster = NULL;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+static void daemon_on_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+    if (signum == SIGHUP) {
+        log_info("sighup", "action=none reason=\"nothing to reload yet\"");
+        return;
+    }
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    log_info("stopping", "signal=%s", signum == SIGTERM ? "TERM" : "INT");
+    cluster_leave(d->cluster);
+}
+
+static int daemon_control(void *ctx, const char *cmd, struct json_object *args,
+                          struct json_object **result, char *msg, size_t msglen)
+{
+    struct daemon *d = ctx;
+    if (strcmp(cmd, "status") == 0) {
+        *result = cluster_status_json(d->cluster);
+        return 0;
+    }
+    if (strcmp(cmd, "ready") == 0) {
+        *result = json_object_new_object();
+        json_object_object_add(
+            *result, "ready",
+            json_object_new_boolean(cluster_ready(d->cluster)));
+        return 0;
+    }
+    if (strcmp(cmd, "nodes") == 0) {
+        struct json_object *v;
+        bool active = false;
+        if (json_object_object_get_ex(args, "active", &v)) {
+            if (!json_object_is_type(v, json_type_boolean)) {
+                snprintf(msg, msglen,
+                         "nodes: \"active\" must be true or false");
+                return BT_EINVAL;
+            }
+            active = json_object_get_boolean(v);
+        }
+        *result = cluster_nodes_json(d->cluster, active);
+        return 0;
+    }
+    snprintf(msg, msglen, "unknown command '%s'", cmd);
+    return BT_ENOTFOUND;
+}
+
+static void daemon_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon d;
+    struct config_cli cli;
+    char err[512], a[16], id[MSG_ID_LEN + 1];
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    log_init("beethovend", LOG_LVL_INFO);
+    rc = config_load(&d.cfg, &cli, argc, argv, environ, stderr);
+    if (rc != 0)
+        return 2;
+    if (cli.help) {
+        config_usage(stdout, "beethovend");
+        return 0;
+    }
+    if (cli.version) {
+        printf("beethovend %s\n", BT_VERSION);
+        return 0;
+    }
+    if (d.cfg.bind_address == 0) {
+        if (identity_detect_address(d.cfg.cluster_net, d.cfg.cluster_net_mask,
+                                    &d.cfg.bind_address) < 0) {
+            fprintf(stderr,
+                    "config: bind_address: no local interface address inside "
+                    "%s/%u (set bind_address)\n",
+                    cidr_format_addr(d.cfg.cluster_net, a),
+                    d.cfg.cluster_net_mask);
+            return 2;
+        }
+        d.cfg.source[CONFIG_KEY_BIND_ADDRESS] = CONFIG_SRC_AUTO;
+    }
+    if (cli.check_config) {
+        config_print(&d.cfg, stdout);
+        return 0;
+    }
+    log_set_level(d.cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    /* Only HMAC-SHA256 and the DRBG are used: skip openssl.cnf and the
+     * error strings, which would cost ~0.5 MiB of resident memory. */
+    OPENSSL_init_crypto(
+        OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS |
+            OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS,
+        NULL);
+    daemon_raise_nofile();
+
+    if (identity_load(&d.id, d.cfg.data_dir, err, sizeof(err)) < 0) {
+        log_error("start_failed", "reason=\"%s\"", err);
+        return 1;
+    }
+    msg_id_format(d.id.node_id, id);
+    log_info("start",
+             "version=%s node_id=%s name=%s addr=%s port=%u cluster_net=%s/%u "
+             "cluster_name=%s incarnation=%" PRIu64,
+             BT_VERSION, id, d.cfg.node_name,
+             cidr_format_addr(d.cfg.bind_address, a), d.cfg.listener_port,
+             cidr_format_addr(d.cfg.cluster_net, (char[16]){0}),
+             d.cfg.cluster_net_mask, d.cfg.cluster_name, d.id.incarnation);
+    if (d.cfg.insecure)
+        log_warn("insecure", "reason=\"no cluster secret: any host that can "
+                             "reach listener_port can join\"");
+
+    d.loop = uv_default_loop();
+    struct cluster_hooks hooks = {daemon_on_event, daemon_on_left, &d};
+    cluster_new(d.loop, &d.cfg, d.id.node_id, d.id.incarnation,
+                d.cfg.bind_address, &hooks, &d.cluster);
+    /* The control socket first: a second daemon on the same socket is
+     * refused before it touches the network. */
+    if (control_new(d.loop, d.cfg.control_socket, daemon_control, &d,
+                    &d.control, err, sizeof(err)) < 0) {
+        log_error("start_failed", "reason=\"control_socket: %s\"", err);
+        return 1;
+    }
+    if (cluster_start(d.cluster, err, sizeof(err)) < 0) {
+        log_error("start_failed", "reason=\"%s\"", err);
+        control_free(d.control);
+        uv_run(d.loop, UV_RUN_NOWAIT);
+        return 1;
+    }
+    uv_signal_init(d.loop, &d.sigterm);
+    uv_signal_init(d.loop, &d.sigint);
+    uv_signal_init(d.loop, &d.sighup);
+    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
+    uv_signal_start(&d.sigterm, daemon_on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, daemon_on_signal, SIGINT);
+    uv_signal_start(&d.sighup, daemon_on_signal, SIGHUP);
+
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    uv_loop_close(d.loop);
+    identity_close(&d.id);
+    log_info("stopped", "node_id=%s", id);
+    return 0;
+}

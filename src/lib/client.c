@@ -1,0 +1,994 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libbeethoven: a blocking client of the control socket (docs/control.md).
+ * One request line out, one reply line back, every wait bounded by poll();
+ * the library never logs, prints or exits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "beethoven/beethoven.h"
+
+#ifndef BT_VERSION
+#define BT_VERSION "unknown"
+#endif
+
+#define CLIENT_JSON_FLAGS                                                      \
+    (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define CLIENT_READ_CHUNK 65536
+#define CLIENT_RBUF_MAX (BT_MAX_RESPONSE + 2 * CLIENT_READ_CHUNK)
+#define CLIENT_RBUF_KEEP (256 * 1024) /* larger idle buffers are released */
+#define CLIENT_POLL_MS 100            /* bt_until_ready() interval */
+
+struct bt_client {
+    pthread_mutex_t mu;
+    char *path;
+    int fd; /* -1 once the connection was dropped */
+    int timeout_ms;
+    bool subscribed;
+    char *rbuf; /* received bytes: [rstart, rend) not yet consumed */
+    size_t rcap, rstart, rend, scan;
+    char last_error[512];
+    char last_code[32];
+};
+
+/* ---- small helpers ---- */
+
+static int64_t client_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Deadline for a wait of ms (< 0: none, returned as -1). */
+static int64_t client_deadline(int ms)
+{
+    return ms < 0 ? -1 : client_now_ms() + ms;
+}
+
+/* Milliseconds left before deadline, for poll(): -1 for none, 0 if past. */
+static int client_remaining(int64_t deadline)
+{
+    int64_t left;
+    if (deadline < 0)
+        return -1;
+    left = deadline - client_now_ms();
+    if (left <= 0)
+        return 0;
+    return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+static void client_set_error(struct bt_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void client_set_error(struct bt_client *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
+    va_end(ap);
+}
+
+static void client_clear_error(struct bt_client *c)
+{
+    c->last_error[0] = '\0';
+    c->last_code[0] = '\0';
+}
+
+/* Copies src into dst[size], truncating; NULL src gives "". */
+static void client_copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src != NULL ? src : "");
+}
+
+/* "EINVAL" -> BT_EINVAL, anything that is no BT_E* name -> BT_EDAEMON. */
+static int client_code_from_name(const char *name)
+{
+#define CLIENT_NAME_CASE(n, value, msg)                                        \
+    if (strcmp(name, &#n[3]) == 0)                                             \
+        return n;
+    BT_ERRNO_MAP(CLIENT_NAME_CASE)
+#undef CLIENT_NAME_CASE
+    return BT_EDAEMON;
+}
+
+/* ---- connection ---- */
+
+static int client_dial(const char *path, int timeout_ms, int *fdout)
+{
+    struct sockaddr_un sa;
+    size_t len = strlen(path);
+    int fd, rc = 0, saved;
+
+    if (len == 0 || len >= sizeof(sa.sun_path)) {
+        errno = len == 0 ? EINVAL : ENAMETOOLONG;
+        return BT_EINVAL;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, len + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno == ENOMEM || errno == ENOBUFS ? BT_ENOMEM : BT_EIO;
+    if (timeout_ms > 0) { /* bounds a connect() to a full accept queue */
+        struct timeval tv = {.tv_sec = timeout_ms / 1000,
+                             .tv_usec = (timeout_ms % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+    while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (errno == EINTR)
+            continue;
+        switch (errno) {
+        case EACCES:
+        case EPERM:
+            rc = BT_EPERM;
+            break;
+        case EAGAIN:
+        case ETIMEDOUT:
+        case EINPROGRESS:
+            rc = BT_ETIMEDOUT;
+            break;
+        case ENOMEM:
+        case ENOBUFS:
+            rc = BT_ENOMEM;
+            break;
+        default: /* ENOENT, ECONNREFUSED, ENOTDIR, EPROTOTYPE, ... */
+            rc = BT_ECONNECT;
+            break;
+        }
+        break;
+    }
+    if (rc == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+        rc = BT_EIO;
+    if (rc < 0) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return rc;
+    }
+    *fdout = fd;
+    return 0;
+}
+
+static void client_drop(struct bt_client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->subscribed = false;
+    c->rstart = c->rend = c->scan = 0;
+}
+
+static int client_ensure_connected(struct bt_client *c)
+{
+    int rc;
+    if (c->fd >= 0)
+        return 0;
+    rc = client_dial(c->path, c->timeout_ms, &c->fd);
+    if (rc < 0)
+        client_set_error(c, "cannot connect to %s: %s", c->path,
+                         strerror(errno));
+    return rc;
+}
+
+/* Sends all of buf before deadline. */
+static int client_send_all(struct bt_client *c, const char *buf, size_t len,
+                           int64_t deadline)
+{
+    while (len > 0) {
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+            int r = poll(&p, 1, client_remaining(deadline));
+            if (r < 0 && errno != EINTR) {
+                client_set_error(c, "poll: %s", strerror(errno));
+                return BT_EIO;
+            }
+            if (r == 0) {
+                client_set_error(c, "timed out sending the request");
+                return BT_ETIMEDOUT;
+            }
+            continue;
+        }
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            client_set_error(c, "the daemon closed the connection");
+            return BT_ECLOSED;
+        }
+        client_set_error(c, "send: %s",
+                         n < 0 ? strerror(errno) : "no progress");
+        return BT_EIO;
+    }
+    return 0;
+}
+
+/* Reads the next line. *line points into the read buffer (with the '\n' at
+ * (*line)[*len]) and stays valid until the next read on c. */
+static int client_read_line(struct bt_client *c, int64_t deadline,
+                            const char **line, size_t *len)
+{
+    for (;;) {
+        char *nl = c->rend > c->scan
+                       ? memchr(c->rbuf + c->scan, '\n', c->rend - c->scan)
+                       : NULL;
+        ssize_t n;
+        if (nl != NULL) {
+            *line = c->rbuf + c->rstart;
+            *len = (size_t)(nl - *line);
+            c->rstart = c->scan = (size_t)(nl - c->rbuf) + 1;
+            if (*len > BT_MAX_RESPONSE) {
+                client_set_error(c, "reply longer than %d bytes",
+                                 BT_MAX_RESPONSE);
+                return BT_ETOOBIG;
+            }
+            return 0;
+        }
+        c->scan = c->rend;
+        if (c->rend - c->rstart > BT_MAX_RESPONSE) {
+            client_set_error(c, "reply longer than %d bytes", BT_MAX_RESPONSE);
+            return BT_ETOOBIG;
+        }
+        /* make room: drop consumed bytes, release a large idle buffer */
+        if (c->rstart == c->rend && c->rcap > CLIENT_RBUF_KEEP) {
+            free(c->rbuf);
+            c->rbuf = NULL;
+            c->rcap = c->rstart = c->rend = c->scan = 0;
+        }
+        if (c->rstart > 0) {
+            memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+            c->rend -= c->rstart;
+            c->scan -= c->rstart;
+            c->rstart = 0;
+        }
+        if (c->rcap - c->rend < CLIENT_READ_CHUNK / 4) {
+            size_t ncap = c->rcap ? c->rcap * 2 : CLIENT_READ_CHUNK;
+            char *nb;
+            if (ncap > CLIENT_RBUF_MAX)
+                ncap = CLIENT_RBUF_MAX;
+            nb = realloc(c->rbuf, ncap);
+            if (nb == NULL) {
+                client_set_error(c, "out of memory");
+                return BT_ENOMEM;
+            }
+            c->rbuf = nb;
+            c->rcap = ncap;
+        }
+        n = recv(c->fd, c->rbuf + c->rend, c->rcap - c->rend, MSG_DONTWAIT);
+        if (n > 0) {
+            c->rend += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            if (c->rend > c->rstart) {
+                client_set_error(c,
+                                 "reply cut off after %zu bytes: the daemon "
+                                 "closed the connection",
+                                 c->rend - c->rstart);
+                return BT_EPROTO;
+            }
+            client_set_error(c, "the daemon closed the connection");
+            return BT_ECLOSED;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd p = {.fd = c->fd, .events = POLLIN};
+            int r = poll(&p, 1, client_remaining(deadline));
+            if (r < 0 && errno != EINTR) {
+                client_set_error(c, "poll: %s", strerror(errno));
+                return BT_EIO;
+            }
+            if (r == 0) {
+                client_set_error(c, "timed out waiting for the daemon");
+                return BT_ETIMEDOUT;
+            }
+            continue;
+        }
+        if (errno == ECONNRESET) {
+            client_set_error(c, "the daemon closed the connection");
+            return BT_ECLOSED;
+        }
+        client_set_error(c, "recv: %s", strerror(errno));
+        return BT_EIO;
+    }
+}
+
+/* Parses a line from client_read_line() (line[len] is its '\n'). */
+static struct json_object *client_parse(const char *line, size_t len)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *o;
+    size_t end;
+    if (tok == NULL || len > INT32_MAX - 1) {
+        json_tokener_free(tok);
+        return NULL;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    o = json_tokener_parse_ex(tok, line, (int)len + 1);
+    if (o != NULL) {
+        end = json_tokener_get_parse_end(tok);
+        while (end <= len && (line[end] == ' ' || line[end] == '\t' ||
+                              line[end] == '\r' || line[end] == '\n'))
+            end++;
+        if (end <= len) {
+            json_object_put(o);
+            o = NULL;
+        }
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+/* One round trip on a locked handle; the reply line stays in the read
+ * buffer (see client_read_line()). */
+static int client_roundtrip(struct bt_client *c, const char *req, size_t len,
+                            const char **line, size_t *linelen)
+{
+    int64_t deadline;
+    int rc;
+
+    if (c->subscribed) {
+        client_set_error(c, "the handle is subscribed to events; use another "
+                            "handle for requests");
+        return BT_EINVAL;
+    }
+    rc = client_ensure_connected(c);
+    if (rc < 0)
+        return rc;
+    c->rstart = c->rend = c->scan = 0; /* nothing unsolicited is kept */
+    deadline = client_deadline(c->timeout_ms > 0 ? c->timeout_ms : -1);
+    rc = client_send_all(c, req, len, deadline);
+    if (rc == 0)
+        rc = client_read_line(c, deadline, line, linelen);
+    if (rc == BT_ETIMEDOUT)
+        client_set_error(c, "timed out after %d ms waiting for the daemon",
+                         c->timeout_ms);
+    if (rc < 0 && rc != BT_ENOMEM)
+        client_drop(c);
+    return rc;
+}
+
+/* Sends {"cmd": cmd, "args": args_json} and interprets the reply; on
+ * success *result is the reply's "result" (a new reference, may be NULL
+ * for JSON null). */
+static int client_call(struct bt_client *c, const char *cmd,
+                       const char *args_json, struct json_object **result)
+{
+    struct json_object *req, *args = NULL, *reply, *ok, *v, *err;
+    const char *line, *s;
+    size_t linelen, len;
+    char *buf;
+    int rc;
+
+    *result = NULL;
+    if (cmd == NULL || cmd[0] == '\0') {
+        client_set_error(c, "no command given");
+        return BT_EINVAL;
+    }
+    if (args_json != NULL) {
+        enum json_tokener_error jerr;
+        args = json_tokener_parse_verbose(args_json, &jerr);
+        if (args == NULL || !json_object_is_type(args, json_type_object)) {
+            json_object_put(args);
+            client_set_error(c, "%s: arguments are not a JSON object", cmd);
+            return BT_EINVAL;
+        }
+    } else {
+        args = json_object_new_object();
+    }
+    req = json_object_new_object();
+    if (args == NULL || req == NULL) {
+        json_object_put(args);
+        json_object_put(req);
+        client_set_error(c, "out of memory");
+        return BT_ENOMEM;
+    }
+    json_object_object_add(req, "cmd", json_object_new_string(cmd));
+    json_object_object_add(req, "args", args);
+    s = json_object_to_json_string_length(req, CLIENT_JSON_FLAGS, &len);
+    buf = s != NULL ? malloc(len + 2) : NULL;
+    if (buf == NULL) {
+        json_object_put(req);
+        client_set_error(c, "out of memory");
+        return BT_ENOMEM;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\n';
+    json_object_put(req);
+    rc = client_roundtrip(c, buf, len + 1, &line, &linelen);
+    free(buf);
+    if (rc < 0)
+        return rc;
+
+    reply = client_parse(line, linelen);
+    if (reply == NULL || !json_object_is_type(reply, json_type_object) ||
+        !json_object_object_get_ex(reply, "ok", &ok) ||
+        !json_object_is_type(ok, json_type_boolean)) {
+        json_object_put(reply);
+        client_set_error(c,
+                         "%s: the daemon's reply is not a JSON object with "
+                         "a boolean \"ok\"",
+                         cmd);
+        client_drop(c);
+        return BT_EPROTO;
+    }
+    if (json_object_get_boolean(ok)) {
+        if (json_object_object_get_ex(reply, "result", &v))
+            *result = json_object_get(v);
+        json_object_put(reply);
+        return 0;
+    }
+    /* {"ok": false, "error": {"code": "...", "message": "..."}} */
+    rc = BT_EDAEMON;
+    client_copy(c->last_code, sizeof(c->last_code), "EDAEMON");
+    client_set_error(c, "%s: the daemon returned an error", cmd);
+    if (json_object_object_get_ex(reply, "error", &err) &&
+        json_object_is_type(err, json_type_object)) {
+        if (json_object_object_get_ex(err, "code", &v) &&
+            json_object_is_type(v, json_type_string)) {
+            client_copy(c->last_code, sizeof(c->last_code),
+                        json_object_get_string(v));
+            rc = client_code_from_name(json_object_get_string(v));
+        }
+        if (json_object_object_get_ex(err, "message", &v) &&
+            json_object_is_type(v, json_type_string))
+            client_copy(c->last_error, sizeof(c->last_error),
+                        json_object_get_string(v));
+    }
+    json_object_put(reply);
+    return rc;
+}
+
+/* Serializes o into a malloc'd string (NULL on out of memory). */
+static char *client_to_string(struct json_object *o)
+{
+    const char *s = json_object_to_json_string_ext(o, CLIENT_JSON_FLAGS);
+    return s != NULL ? strdup(s) : NULL;
+}
+
+/* ---- typed field access ---- */
+
+/* Copies string field key of o into dst; BT_EPROTO if required and absent
+ * or if present with another type. */
+static int client_field_str(struct json_object *o, const char *key, char *dst,
+                            size_t size, bool required)
+{
+    struct json_object *v;
+    dst[0] = '\0';
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return required ? BT_EPROTO : 0;
+    if (!json_object_is_type(v, json_type_string))
+        return BT_EPROTO;
+    client_copy(dst, size, json_object_get_string(v));
+    return 0;
+}
+
+static int client_field_uint(struct json_object *o, const char *key,
+                             unsigned long long *dst)
+{
+    struct json_object *v;
+    *dst = 0;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return 0;
+    if (!json_object_is_type(v, json_type_int))
+        return BT_EPROTO;
+    *dst = (unsigned long long)json_object_get_uint64(v);
+    return 0;
+}
+
+static int client_field_bool(struct json_object *o, const char *key, int *dst,
+                             bool required)
+{
+    struct json_object *v;
+    *dst = 0;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return required ? BT_EPROTO : 0;
+    if (!json_object_is_type(v, json_type_boolean))
+        return BT_EPROTO;
+    *dst = json_object_get_boolean(v) ? 1 : 0;
+    return 0;
+}
+
+/* ---- public API ---- */
+
+BT_API const char *bt_version(void)
+{
+    return BT_VERSION;
+}
+
+BT_API const char *bt_default_socket_path(void)
+{
+    const char *p = getenv(BT_SOCKET_ENV);
+    return p != NULL && p[0] != '\0' ? p : BT_DEFAULT_SOCKET;
+}
+
+BT_API int bt_open(const char *socket_path, struct bt_client **out)
+{
+    struct bt_client *c;
+    int rc, saved;
+
+    if (out == NULL)
+        return BT_EINVAL;
+    *out = NULL;
+    if (socket_path == NULL)
+        socket_path = bt_default_socket_path();
+    if (socket_path[0] == '\0')
+        return BT_EINVAL;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return BT_ENOMEM;
+    c->path = strdup(socket_path);
+    if (c->path == NULL || pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c->path);
+        free(c);
+        return BT_ENOMEM;
+    }
+    c->timeout_ms = BT_DEFAULT_TIMEOUT_MS;
+    c->fd = -1;
+    rc = client_dial(c->path, c->timeout_ms, &c->fd);
+    if (rc < 0) {
+        saved = errno;
+        pthread_mutex_destroy(&c->mu);
+        free(c->path);
+        free(c);
+        errno = saved;
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+BT_API void bt_close(struct bt_client *c)
+{
+    if (c == NULL)
+        return;
+    client_drop(c);
+    pthread_mutex_destroy(&c->mu);
+    free(c->rbuf);
+    free(c->path);
+    free(c);
+}
+
+BT_API int bt_set_timeout(struct bt_client *c, int ms)
+{
+    if (c == NULL)
+        return BT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    c->timeout_ms = ms > 0 ? ms : 0;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+BT_API const char *bt_last_error(struct bt_client *c)
+{
+    return c != NULL ? c->last_error : "";
+}
+
+BT_API const char *bt_last_error_code(struct bt_client *c)
+{
+    return c != NULL ? c->last_code : "";
+}
+
+BT_API int bt_request(struct bt_client *c, const char *request_json,
+                      char **response_json)
+{
+    const char *line;
+    size_t len, linelen;
+    char *buf;
+    int rc;
+
+    if (c == NULL || request_json == NULL || response_json == NULL)
+        return BT_EINVAL;
+    *response_json = NULL;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    len = strlen(request_json);
+    if (len > 0 && request_json[len - 1] == '\n')
+        len--;
+    if (len == 0 || memchr(request_json, '\n', len) != NULL) {
+        client_set_error(c, "the request must be one non-empty line");
+        rc = BT_EINVAL;
+        goto out;
+    }
+    buf = malloc(len + 1);
+    if (buf == NULL) {
+        client_set_error(c, "out of memory");
+        rc = BT_ENOMEM;
+        goto out;
+    }
+    memcpy(buf, request_json, len);
+    buf[len] = '\n';
+    rc = client_roundtrip(c, buf, len + 1, &line, &linelen);
+    free(buf);
+    if (rc < 0)
+        goto out;
+    *response_json = malloc(linelen + 1);
+    if (*response_json == NULL) {
+        client_set_error(c, "out of memory");
+        rc = BT_ENOMEM;
+        goto out;
+    }
+    memcpy(*response_json, line, linelen);
+    (*response_json)[linelen] = '\0';
+out:
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API int bt_call(struct bt_client *c, const char *cmd, const char *args_json,
+                   char **result_json)
+{
+    struct json_object *result;
+    int rc;
+
+    if (c == NULL)
+        return BT_EINVAL;
+    if (result_json != NULL)
+        *result_json = NULL;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    rc = client_call(c, cmd, args_json, &result);
+    if (rc == 0 && result_json != NULL) {
+        *result_json = client_to_string(result);
+        if (*result_json == NULL) {
+            client_set_error(c, "out of memory");
+            rc = BT_ENOMEM;
+        }
+    }
+    json_object_put(result);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API int bt_status(struct bt_client *c, struct bt_status *out)
+{
+    struct json_object *r;
+    unsigned long long port, members;
+    int rc;
+
+    if (c == NULL || out == NULL)
+        return BT_EINVAL;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    rc = client_call(c, "status", NULL, &r);
+    if (rc < 0)
+        goto out;
+    if (!json_object_is_type(r, json_type_object)) {
+        rc = BT_EPROTO;
+    } else {
+        rc = client_field_str(r, "node_id", out->node_id, sizeof(out->node_id),
+                              true);
+        if (rc == 0)
+            rc =
+                client_field_str(r, "name", out->name, sizeof(out->name), true);
+        if (rc == 0)
+            rc = client_field_str(r, "address", out->address,
+                                  sizeof(out->address), true);
+        if (rc == 0)
+            rc =
+                client_field_str(r, "mode", out->mode, sizeof(out->mode), true);
+        if (rc == 0)
+            rc = client_field_bool(r, "ready", &out->ready, true);
+        if (rc == 0)
+            rc = client_field_str(r, "state", out->state, sizeof(out->state),
+                                  false);
+        if (rc == 0)
+            rc = client_field_str(r, "cluster_id", out->cluster_id,
+                                  sizeof(out->cluster_id), false);
+        if (rc == 0)
+            rc = client_field_str(r, "cluster_name", out->cluster_name,
+                                  sizeof(out->cluster_name), false);
+        if (rc == 0)
+            rc = client_field_str(r, "version", out->version,
+                                  sizeof(out->version), false);
+        if (rc == 0)
+            rc = client_field_uint(r, "port", &port);
+        if (rc == 0)
+            rc = client_field_uint(r, "members", &members);
+        if (rc == 0)
+            rc = client_field_uint(r, "incarnation", &out->incarnation);
+        if (rc == 0) {
+            out->port = (unsigned)port;
+            out->members = (unsigned)members;
+        }
+    }
+    if (rc < 0) {
+        client_set_error(c, "status: the daemon's result lacks a field or has "
+                            "one of the wrong type");
+        memset(out, 0, sizeof(*out));
+    }
+    json_object_put(r);
+out:
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API int bt_ready(struct bt_client *c, int *ready)
+{
+    struct json_object *r;
+    int rc;
+
+    if (c == NULL || ready == NULL)
+        return BT_EINVAL;
+    *ready = 0;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    rc = client_call(c, "ready", NULL, &r);
+    if (rc == BT_ENOTFOUND) { /* a daemon without "ready": ask "status" */
+        client_clear_error(c);
+        rc = client_call(c, "status", NULL, &r);
+    }
+    if (rc == 0) {
+        if (!json_object_is_type(r, json_type_object) ||
+            client_field_bool(r, "ready", ready, true) < 0) {
+            client_set_error(c, "ready: the daemon's result has no boolean "
+                                "\"ready\"");
+            rc = BT_EPROTO;
+        }
+    }
+    json_object_put(r);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static void client_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000,
+                          .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+BT_API int bt_until_ready(const char *socket_path, int timeout_ms)
+{
+    struct bt_client *c = NULL;
+    int64_t deadline = client_deadline(timeout_ms);
+    int rc, ready, left;
+
+    for (;;) {
+        if (c == NULL) {
+            rc = bt_open(socket_path, &c);
+            if (rc == BT_EINVAL || rc == BT_ENOMEM)
+                return rc;
+        }
+        if (c != NULL) {
+            left = client_remaining(deadline);
+            if (left < 0 || left > BT_DEFAULT_TIMEOUT_MS)
+                left = BT_DEFAULT_TIMEOUT_MS;
+            bt_set_timeout(c, left < CLIENT_POLL_MS ? CLIENT_POLL_MS : left);
+            rc = bt_ready(c, &ready);
+            if (rc == 0 && ready) {
+                bt_close(c);
+                return 0;
+            }
+            if (rc < 0 && rc != BT_EDAEMON) { /* reconnect next time */
+                bt_close(c);
+                c = NULL;
+            }
+        }
+        left = client_remaining(deadline);
+        if (left == 0)
+            break;
+        client_sleep_ms(left < 0 || left > CLIENT_POLL_MS ? CLIENT_POLL_MS
+                                                          : left);
+    }
+    bt_close(c);
+    return BT_ETIMEDOUT;
+}
+
+BT_API int bt_nodes(struct bt_client *c, int flags, struct bt_node **nodes,
+                    size_t *count)
+{
+    struct json_object *r = NULL;
+    struct bt_node *arr = NULL;
+    size_t n = 0, len;
+    int rc;
+
+    if (nodes != NULL)
+        *nodes = NULL;
+    if (count != NULL)
+        *count = 0;
+    if (c == NULL || nodes == NULL || count == NULL ||
+        (flags & ~BT_NODES_ACTIVE) != 0)
+        return BT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    rc = client_call(
+        c, "nodes", (flags & BT_NODES_ACTIVE) ? "{\"active\":true}" : NULL, &r);
+    if (rc < 0)
+        goto out;
+    if (!json_object_is_type(r, json_type_array)) {
+        rc = BT_EPROTO;
+        goto bad;
+    }
+    len = json_object_array_length(r);
+    arr = calloc(len > 0 ? len : 1, sizeof(*arr));
+    if (arr == NULL) {
+        client_set_error(c, "out of memory");
+        rc = BT_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < len; i++) {
+        struct json_object *o = json_object_array_get_idx(r, i);
+        struct bt_node *nd = &arr[n];
+        unsigned long long port;
+        if (!json_object_is_type(o, json_type_object)) {
+            rc = BT_EPROTO;
+            goto bad;
+        }
+        rc = client_field_str(o, "id", nd->id, sizeof(nd->id), true);
+        if (rc == 0)
+            rc = client_field_str(o, "name", nd->name, sizeof(nd->name), false);
+        if (rc == 0)
+            rc = client_field_str(o, "address", nd->address,
+                                  sizeof(nd->address), false);
+        if (rc == 0)
+            rc = client_field_str(o, "status", nd->status, sizeof(nd->status),
+                                  false);
+        if (rc == 0)
+            rc = client_field_str(o, "last_change", nd->last_change,
+                                  sizeof(nd->last_change), false);
+        if (rc == 0)
+            rc = client_field_uint(o, "port", &port);
+        if (rc == 0)
+            rc = client_field_uint(o, "incarnation", &nd->incarnation);
+        if (rc == 0)
+            rc = client_field_bool(o, "self", &nd->self, false);
+        if (rc < 0)
+            goto bad;
+        nd->port = (unsigned)port;
+        if ((flags & BT_NODES_ACTIVE) && nd->status[0] != '\0' &&
+            strcmp(nd->status, "alive") != 0)
+            continue;
+        n++;
+    }
+    *nodes = arr;
+    *count = n;
+    arr = NULL;
+    goto out;
+bad:
+    client_set_error(c, "nodes: the daemon's result is not an array of "
+                        "objects with a string \"id\"");
+out:
+    free(arr);
+    json_object_put(r);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API void bt_nodes_free(struct bt_node *nodes)
+{
+    free(nodes);
+}
+
+BT_API int bt_events_subscribe(struct bt_client *c, int replay)
+{
+    struct json_object *r, *v;
+    int rc;
+
+    if (c == NULL)
+        return BT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    rc = client_call(c, "events", replay ? "{\"replay\":true}" : NULL, &r);
+    if (rc == 0) {
+        if (json_object_is_type(r, json_type_object) &&
+            json_object_object_get_ex(r, "subscribed", &v) &&
+            json_object_is_type(v, json_type_boolean) &&
+            json_object_get_boolean(v)) {
+            c->subscribed = true;
+        } else {
+            client_set_error(c, "events: the daemon did not confirm the "
+                                "subscription");
+            client_drop(c);
+            rc = BT_EPROTO;
+        }
+    }
+    json_object_put(r);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API int bt_events_next(struct bt_client *c, int timeout_ms,
+                          char **event_json)
+{
+    struct json_object *o = NULL, *ev;
+    const char *line;
+    size_t len;
+    int rc;
+
+    if (c == NULL || event_json == NULL)
+        return BT_EINVAL;
+    *event_json = NULL;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    if (!c->subscribed) {
+        if (c->fd < 0) {
+            client_set_error(c, "the event stream was closed");
+            rc = BT_ECLOSED;
+        } else {
+            client_set_error(c, "not subscribed: call bt_events_subscribe()");
+            rc = BT_EINVAL;
+        }
+        goto out;
+    }
+    rc = client_read_line(c, client_deadline(timeout_ms), &line, &len);
+    if (rc == BT_ETIMEDOUT || rc == BT_ENOMEM)
+        goto out;
+    if (rc < 0) {
+        client_drop(c);
+        goto out;
+    }
+    o = client_parse(line, len);
+    if (o == NULL || !json_object_is_type(o, json_type_object) ||
+        !json_object_object_get_ex(o, "event", &ev) ||
+        !json_object_is_type(ev, json_type_object)) {
+        client_set_error(c, "events: a line that is not {\"event\": {...}}");
+        rc = BT_EPROTO;
+        goto out;
+    }
+    *event_json = client_to_string(ev);
+    if (*event_json == NULL) {
+        client_set_error(c, "out of memory");
+        rc = BT_ENOMEM;
+    }
+out:
+    json_object_put(o);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API int bt_event_parse(const char *event_json, struct bt_event *out)
+{
+    struct json_object *o;
+    int rc = 0;
+
+    if (event_json == NULL || out == NULL)
+        return BT_EINVAL;
+    memset(out, 0, sizeof(*out));
+    o = json_tokener_parse(event_json);
+    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return BT_EPROTO;
+    }
+    /* fields of another type than expected are left empty */
+    client_field_str(o, "ts", out->ts, sizeof(out->ts), false);
+    client_field_str(o, "kind", out->kind, sizeof(out->kind), false);
+    client_field_str(o, "id", out->id, sizeof(out->id), false);
+    client_field_str(o, "name", out->name, sizeof(out->name), false);
+    client_field_str(o, "address", out->address, sizeof(out->address), false);
+    client_field_str(o, "from", out->from, sizeof(out->from), false);
+    client_field_str(o, "to", out->to, sizeof(out->to), false);
+    client_field_str(o, "reason", out->reason, sizeof(out->reason), false);
+    client_field_str(o, "cluster_id", out->cluster_id, sizeof(out->cluster_id),
+                     false);
+    client_field_uint(o, "incarnation", &out->incarnation);
+    json_object_put(o);
+    return rc;
+}
+
+BT_API void bt_free(void *p)
+{
+    free(p);
+}
