@@ -54,12 +54,7 @@ struct conn {
 };
 
 struct member {
-    uint64_t id;
-    char name[64];
-    uint32_t addr;
-    uint16_t port;
-    uint64_t incarnation;
-    enum member_status status;
+    struct msg_member info;   /* id, name, addr, port, incarnation, status */
     int64_t last_change_wall; /* ms since epoch, for display */
     struct fd_state fd;
     struct conn *out; /* our outbound link, if any */
@@ -128,7 +123,7 @@ static struct member *cluster_self(const struct cluster *c)
 static struct member *cluster_find(const struct cluster *c, uint64_t id)
 {
     for (size_t i = 0; i < c->nmembers; i++)
-        if (c->members[i]->id == id)
+        if (c->members[i]->info.id == id)
             return c->members[i];
     return NULL;
 }
@@ -137,9 +132,9 @@ static unsigned cluster_alive_count(const struct cluster *c)
 {
     unsigned n = 0;
     for (size_t i = 0; i < c->nmembers; i++)
-        if (c->members[i]->status == MEMBER_ALIVE ||
-            c->members[i]->status == MEMBER_SUSPECT ||
-            c->members[i]->status == MEMBER_DRAINING)
+        if (c->members[i]->info.status == MEMBER_ALIVE ||
+            c->members[i]->info.status == MEMBER_SUSPECT ||
+            c->members[i]->info.status == MEMBER_DRAINING)
             n++;
     return n;
 }
@@ -175,20 +170,20 @@ static void cluster_emit(struct cluster *c, struct json_object *ev)
 static void cluster_member_set_status(struct cluster *c, struct member *m,
                                       enum member_status to, const char *reason)
 {
-    enum member_status from = m->status;
+    enum member_status from = m->info.status;
     char id[MSG_ID_LEN + 1], a[16];
     if (from == to)
         return;
-    m->status = to;
+    m->info.status = to;
     m->last_change_wall = walltime_ms();
-    msg_id_format(m->id, id);
-    cidr_format_addr(m->addr, a);
+    msg_id_format(m->info.id, id);
+    cidr_format_addr(m->info.addr, a);
     log_info("member_state", "node=%s name=%s addr=%s from=%s to=%s reason=%s",
-             id, m->name, a, member_status_str(from), member_status_str(to),
-             reason);
+             id, m->info.name, a, member_status_str(from),
+             member_status_str(to), reason);
     struct json_object *ev = cluster_event_new("member");
     json_object_object_add(ev, "id", json_object_new_string(id));
-    json_object_object_add(ev, "name", json_object_new_string(m->name));
+    json_object_object_add(ev, "name", json_object_new_string(m->info.name));
     json_object_object_add(ev, "address", json_object_new_string(a));
     json_object_object_add(ev, "from",
                            json_object_new_string(member_status_str(from)));
@@ -196,7 +191,7 @@ static void cluster_member_set_status(struct cluster *c, struct member *m,
                            json_object_new_string(member_status_str(to)));
     json_object_object_add(ev, "reason", json_object_new_string(reason));
     json_object_object_add(ev, "incarnation",
-                           json_object_new_int64((int64_t)m->incarnation));
+                           json_object_new_int64((int64_t)m->info.incarnation));
     cluster_emit(c, ev);
 }
 
@@ -220,12 +215,8 @@ static struct member *cluster_add_member(struct cluster *c,
                                          monotime_t now)
 {
     struct member *m = xcalloc(1, sizeof(*m));
-    m->id = mm->id;
-    snprintf(m->name, sizeof(m->name), "%s", mm->name);
-    m->addr = mm->addr;
-    m->port = mm->port;
-    m->incarnation = mm->incarnation;
-    m->status = MEMBER_ALIVE;
+    m->info = *mm;
+    m->info.status = MEMBER_ALIVE;
     m->last_change_wall = walltime_ms();
     fd_init(&m->fd, now);
     if (c->nmembers == c->capmembers) {
@@ -235,12 +226,14 @@ static struct member *cluster_add_member(struct cluster *c,
     c->members[c->nmembers++] = m;
     if (c->nmembers > 1) {
         char id[MSG_ID_LEN + 1], a[16];
-        msg_id_format(m->id, id);
+        msg_id_format(m->info.id, id);
         log_info("member_added", "node=%s name=%s addr=%s incarnation=%" PRIu64,
-                 id, m->name, cidr_format_addr(m->addr, a), m->incarnation);
+                 id, m->info.name, cidr_format_addr(m->info.addr, a),
+                 m->info.incarnation);
         struct json_object *ev = cluster_event_new("member");
         json_object_object_add(ev, "id", json_object_new_string(id));
-        json_object_object_add(ev, "name", json_object_new_string(m->name));
+        json_object_object_add(ev, "name",
+                               json_object_new_string(m->info.name));
         json_object_object_add(ev, "address", json_object_new_string(a));
         json_object_object_add(ev, "from", json_object_new_string("none"));
         json_object_object_add(ev, "to", json_object_new_string("alive"));
@@ -277,24 +270,11 @@ static void cluster_remove_member(struct cluster *c, size_t i)
     free(m);
 }
 
-static void cluster_member_json(const struct member *m, struct msg_member *mm)
-{
-    mm->id = m->id;
-    snprintf(mm->name, sizeof(mm->name), "%s", m->name);
-    mm->addr = m->addr;
-    mm->port = m->port;
-    mm->incarnation = m->incarnation;
-    mm->status = m->status;
-}
-
 static struct json_object *cluster_member_list(const struct cluster *c)
 {
     struct json_object *arr = json_object_new_array();
-    for (size_t i = 0; i < c->nmembers; i++) {
-        struct msg_member mm;
-        cluster_member_json(c->members[i], &mm);
-        json_object_array_add(arr, msg_member_encode(&mm));
-    }
+    for (size_t i = 0; i < c->nmembers; i++)
+        json_object_array_add(arr, msg_member_encode(&c->members[i]->info));
     return arr;
 }
 
@@ -303,8 +283,8 @@ static uint64_t cluster_digest(const struct cluster *c)
     uint64_t *ids = xmalloc(c->nmembers * sizeof(*ids));
     size_t n = 0;
     for (size_t i = 0; i < c->nmembers; i++)
-        if (c->members[i]->status != MEMBER_LEFT)
-            ids[n++] = c->members[i]->id;
+        if (c->members[i]->info.status != MEMBER_LEFT)
+            ids[n++] = c->members[i]->info.id;
     uint64_t d = msg_digest(ids, n);
     free(ids);
     return d;
@@ -314,11 +294,11 @@ static struct beacon cluster_my_beacon(const struct cluster *c)
 {
     const struct member *self = cluster_self(c);
     struct beacon b = {0};
-    b.id = self->id;
-    snprintf(b.name, sizeof(b.name), "%s", self->name);
-    b.addr = self->addr;
-    b.port = self->port;
-    b.incarnation = self->incarnation;
+    b.id = self->info.id;
+    snprintf(b.name, sizeof(b.name), "%s", self->info.name);
+    b.addr = self->info.addr;
+    b.port = self->info.port;
+    b.incarnation = self->info.incarnation;
     b.seeking = c->state == CLUSTER_SEEKING || c->cluster_id == 0;
     b.cluster_id = b.seeking ? 0 : c->cluster_id;
     b.members = cluster_alive_count(c);
@@ -339,7 +319,7 @@ static struct link *cluster_link_to(struct cluster *c, const struct member *m)
         return m->out->link;
     for (struct conn *k = c->conns; k != NULL; k = k->next)
         if (k->kind == CONN_INBOUND && k->link != NULL && link_ready(k->link) &&
-            link_peer_id(k->link) == m->id)
+            link_peer_id(k->link) == m->info.id)
             return k->link;
     return NULL;
 }
@@ -349,7 +329,7 @@ static void cluster_broadcast(struct cluster *c, unsigned type,
 {
     for (size_t i = 1; i < c->nmembers; i++) {
         struct member *m = c->members[i];
-        if (m->status == MEMBER_LEFT || m->status == MEMBER_FAILED)
+        if (m->info.status == MEMBER_LEFT || m->info.status == MEMBER_FAILED)
             continue;
         struct link *l = cluster_link_to(c, m);
         if (l != NULL)
@@ -411,7 +391,7 @@ static void cluster_apply_members(struct cluster *c, struct json_object *arr,
         struct msg_member mm;
         if (msg_member_decode(json_object_array_get_idx(arr, i), &mm) < 0)
             continue;
-        if (mm.id == cluster_self(c)->id)
+        if (mm.id == cluster_self(c)->info.id)
             continue;
         struct member *m = cluster_find(c, mm.id);
         if (m == NULL) {
@@ -422,24 +402,24 @@ static void cluster_apply_members(struct cluster *c, struct json_object *arr,
             cluster_connect_member(c, m);
             continue;
         }
-        if (mm.incarnation > m->incarnation) {
+        if (mm.incarnation > m->info.incarnation) {
             /* It restarted: talk to it now, not when a backoff ends. */
-            m->incarnation = mm.incarnation;
-            snprintf(m->name, sizeof(m->name), "%s", mm.name);
-            m->addr = mm.addr;
-            m->port = mm.port;
+            m->info.incarnation = mm.incarnation;
+            snprintf(m->info.name, sizeof(m->info.name), "%s", mm.name);
+            m->info.addr = mm.addr;
+            m->info.port = mm.port;
             m->backoff_ms = 0;
             m->next_connect = now;
-            if (mm.status != MEMBER_LEFT &&
-                (m->status == MEMBER_LEFT || m->status == MEMBER_FAILED)) {
+            if (mm.status != MEMBER_LEFT && (m->info.status == MEMBER_LEFT ||
+                                             m->info.status == MEMBER_FAILED)) {
                 m->fd.left = false;
                 fd_init(&m->fd, now);
                 cluster_member_set_status(c, m, MEMBER_ALIVE, "restarted");
             }
             cluster_connect_member(c, m);
         }
-        if (mm.status == MEMBER_LEFT && mm.incarnation >= m->incarnation &&
-            m->status != MEMBER_LEFT) {
+        if (mm.status == MEMBER_LEFT && mm.incarnation >= m->info.incarnation &&
+            m->info.status != MEMBER_LEFT) {
             m->fd.left = true;
             cluster_member_set_status(c, m, MEMBER_LEFT, "left_via_peer");
             if (m->out != NULL)
@@ -471,19 +451,12 @@ static void cluster_send_beacon(struct cluster *c, struct link *l)
     json_object_put(b);
 }
 
-static void cluster_send_heartbeat(struct cluster *c, struct link *l,
-                                   bool leaving)
+/* A heartbeat is our member record plus the cluster id and a digest of
+ * the member set (docs/protocol.md). */
+static void cluster_send_heartbeat(struct cluster *c, struct link *l)
 {
-    const struct member *self = cluster_self(c);
-    struct json_object *o = json_object_new_object();
+    struct json_object *o = msg_member_encode(&cluster_self(c)->info);
     msg_add_id(o, "cluster_id", c->cluster_id);
-    json_object_object_add(o, "name", json_object_new_string(self->name));
-    msg_add_addr(o, "addr", self->addr);
-    json_object_object_add(o, "port", json_object_new_int(self->port));
-    json_object_object_add(o, "incarnation",
-                           json_object_new_int64((int64_t)self->incarnation));
-    json_object_object_add(
-        o, "status", json_object_new_string(leaving ? "leaving" : "alive"));
     msg_add_id(o, "digest", cluster_digest(c) | 1);
     json_object_object_add(o, "members",
                            json_object_new_int64(cluster_alive_count(c)));
@@ -500,29 +473,21 @@ static void cluster_on_ready(struct link *l)
         cluster_send_beacon(c, l);
         break;
     case CONN_MEMBER:
-        if (link_peer_id(l) != k->m->id) {
+        if (link_peer_id(l) != k->m->info.id) {
             char want[MSG_ID_LEN + 1], got[MSG_ID_LEN + 1], a[16];
-            msg_id_format(k->m->id, want);
+            msg_id_format(k->m->info.id, want);
             msg_id_format(link_peer_id(l), got);
             log_warn("member_address_reused", "node=%s addr=%s answered_by=%s",
-                     want, cidr_format_addr(k->m->addr, a), got);
+                     want, cidr_format_addr(k->m->info.addr, a), got);
             cluster_conn_close(k);
             return;
         }
         k->m->backoff_ms = 0;
         fd_heard(&k->m->fd, monotime_now());
-        cluster_send_heartbeat(c, l, false);
+        cluster_send_heartbeat(c, l);
         break;
     case CONN_JOIN: {
-        const struct member *self = cluster_self(c);
-        struct json_object *o = json_object_new_object();
-        msg_add_id(o, "id", self->id);
-        json_object_object_add(o, "name", json_object_new_string(self->name));
-        msg_add_addr(o, "addr", self->addr);
-        json_object_object_add(o, "port", json_object_new_int(self->port));
-        json_object_object_add(
-            o, "incarnation",
-            json_object_new_int64((int64_t)self->incarnation));
+        struct json_object *o = msg_member_encode(&cluster_self(c)->info);
         json_object_object_add(o, "cluster_name",
                                json_object_new_string(c->cfg->cluster_name));
         link_send_json(l, WIRE_JOIN, o);
@@ -565,7 +530,7 @@ static void cluster_on_close(struct link *l, int err)
             b > c->cfg->reconnect_max_ms ? c->cfg->reconnect_max_ms : b;
         m->next_connect = now + m->backoff_ms;
         char id[MSG_ID_LEN + 1];
-        msg_id_format(m->id, id);
+        msg_id_format(m->info.id, id);
         log_debug("link_down", "node=%s error=\"%s\" retry_ms=%u", id,
                   bt_strerror(err), m->backoff_ms);
     }
@@ -574,13 +539,13 @@ static void cluster_on_close(struct link *l, int err)
 
 static void cluster_connect_member(struct cluster *c, struct member *m)
 {
-    if (m->self || m->out != NULL || m->status == MEMBER_LEFT ||
+    if (m->self || m->out != NULL || m->info.status == MEMBER_LEFT ||
         c->state == CLUSTER_LEAVING)
         return;
     struct conn *k = cluster_conn_new(c, CONN_MEMBER);
     k->m = m;
-    if (link_connect(c->loop, &c->lp_out, &cluster_link_ops, m->addr, m->port,
-                     k, &k->link) < 0) {
+    if (link_connect(c->loop, &c->lp_out, &cluster_link_ops, m->info.addr,
+                     m->info.port, k, &k->link) < 0) {
         k->m = NULL;
         cluster_conn_close(k);
         m->next_connect = monotime_now() + c->cfg->reconnect_max_ms;
@@ -660,11 +625,7 @@ static void cluster_on_join(struct cluster *c, struct conn *k,
         cluster_send_reject(k->link, "not a member of a cluster yet");
         return;
     }
-    if (msg_get_id(o, "id", &mm.id) < 0 ||
-        msg_get_str(o, "name", mm.name, sizeof(mm.name)) < 0 ||
-        !msg_name_valid(mm.name) || msg_get_addr(o, "addr", &mm.addr) < 0 ||
-        msg_get_port(o, "port", &mm.port) < 0 ||
-        msg_get_u64(o, "incarnation", &mm.incarnation) < 0 ||
+    if (msg_member_decode(o, &mm) < 0 ||
         msg_get_str(o, "cluster_name", cname, sizeof(cname)) < 0 ||
         mm.id != link_peer_id(k->link)) {
         link_note(&c->lp_in, link_peer_addr(k->link), LINK_NOTE_PROTO,
@@ -681,14 +642,14 @@ static void cluster_on_join(struct cluster *c, struct conn *k,
     if (m == NULL) {
         m = cluster_add_member(c, &mm, now);
     } else {
-        if (mm.incarnation < m->incarnation) {
+        if (mm.incarnation < m->info.incarnation) {
             cluster_send_reject(k->link, "stale incarnation");
             return;
         }
-        m->incarnation = mm.incarnation;
-        snprintf(m->name, sizeof(m->name), "%s", mm.name);
-        m->addr = mm.addr;
-        m->port = mm.port;
+        m->info.incarnation = mm.incarnation;
+        snprintf(m->info.name, sizeof(m->info.name), "%s", mm.name);
+        m->info.addr = mm.addr;
+        m->info.port = mm.port;
         m->fd.left = false;
         fd_heard(&m->fd, now);
         m->backoff_ms = 0;
@@ -709,39 +670,31 @@ static void cluster_on_join(struct cluster *c, struct conn *k,
 static void cluster_on_heartbeat(struct cluster *c, struct conn *k,
                                  struct json_object *o)
 {
-    uint64_t cid, inc, digest;
-    char status[16];
-    struct msg_member mm = {0};
-    if (msg_get_id(o, "cluster_id", &cid) < 0 ||
-        msg_get_u64(o, "incarnation", &inc) < 0 ||
-        msg_get_str(o, "status", status, sizeof(status)) < 0 ||
+    uint64_t cid, digest;
+    struct msg_member mm;
+    if (msg_member_decode(o, &mm) < 0 || mm.id != link_peer_id(k->link) ||
+        msg_get_id(o, "cluster_id", &cid) < 0 ||
         msg_get_id(o, "digest", &digest) < 0)
         return;
     if (c->state == CLUSTER_SEEKING || cid != c->cluster_id)
         return; /* not (or no longer) one of ours */
     monotime_t now = monotime_now();
-    uint64_t id = link_peer_id(k->link);
-    struct member *m = cluster_find(c, id);
+    uint64_t inc = mm.incarnation;
+    struct member *m = cluster_find(c, mm.id);
     if (m == NULL) {
-        mm.id = id;
-        mm.incarnation = inc;
-        if (msg_get_str(o, "name", mm.name, sizeof(mm.name)) < 0 ||
-            !msg_name_valid(mm.name) || msg_get_addr(o, "addr", &mm.addr) < 0 ||
-            msg_get_port(o, "port", &mm.port) < 0)
-            return;
         m = cluster_add_member(c, &mm, now);
         cluster_connect_member(c, m);
     }
-    if (m->status == MEMBER_LEFT && inc <= m->incarnation)
+    if (m->info.status == MEMBER_LEFT && inc <= m->info.incarnation)
         return; /* a straggler from a member that said goodbye */
-    if (inc > m->incarnation) {
-        m->incarnation = inc;
+    if (inc > m->info.incarnation) {
+        m->info.incarnation = inc;
         m->fd.left = false;
         m->backoff_ms = 0;
         m->next_connect = now;
     }
     fd_heard(&m->fd, now);
-    if (m->status != MEMBER_ALIVE)
+    if (m->info.status != MEMBER_ALIVE)
         cluster_member_set_status(c, m, MEMBER_ALIVE, "heard");
     if ((digest | 1) != (cluster_digest(c) | 1) &&
         now - m->sync_req_at >= CLUSTER_SYNC_MIN_MS) {
@@ -758,9 +711,9 @@ static void cluster_on_leave(struct cluster *c, struct conn *k,
     uint64_t inc;
     struct member *m = cluster_find(c, link_peer_id(k->link));
     if (m == NULL || msg_get_u64(o, "incarnation", &inc) < 0 ||
-        inc < m->incarnation)
+        inc < m->info.incarnation)
         return;
-    m->incarnation = inc;
+    m->info.incarnation = inc;
     m->fd.left = true;
     cluster_member_set_status(c, m, MEMBER_LEFT, "goodbye");
     if (m->out != NULL)
@@ -847,7 +800,7 @@ static void cluster_on_frame(struct link *l, unsigned type,
         return;
     }
     struct member *m = cluster_find(c, link_peer_id(l));
-    if (m != NULL && !m->self && m->status != MEMBER_LEFT) {
+    if (m != NULL && !m->self && m->info.status != MEMBER_LEFT) {
         fd_heard(&m->fd, monotime_now());
         if (m->out == NULL && c->state == CLUSTER_MEMBER) {
             /* It talks to us but we have no link to it (backoff after it
@@ -933,7 +886,7 @@ static void cluster_on_hb_timer(uv_timer_t *t)
         return;
     for (size_t i = 1; i < c->nmembers; i++) {
         struct member *m = c->members[i];
-        if (m->status == MEMBER_LEFT)
+        if (m->info.status == MEMBER_LEFT)
             continue;
         if (m->out == NULL) {
             if (now >= m->next_connect)
@@ -941,7 +894,7 @@ static void cluster_on_hb_timer(uv_timer_t *t)
             continue;
         }
         if (m->out->link != NULL && link_ready(m->out->link))
-            cluster_send_heartbeat(c, m->out->link, false);
+            cluster_send_heartbeat(c, m->out->link);
     }
 }
 
@@ -953,12 +906,12 @@ static void cluster_probe(struct cluster *c, struct member *target)
         return;
     size_t start = 1 + cluster_random() % (n - 1);
     struct json_object *o = json_object_new_object();
-    msg_add_id(o, "target", target->id);
+    msg_add_id(o, "target", target->info.id);
     json_object_object_add(o, "seq",
                            json_object_new_int64((int64_t)++c->probe_seq));
     for (size_t j = 0; j < n - 1 && sent < CLUSTER_PROBE_FANOUT; j++) {
         struct member *m = c->members[1 + (start - 1 + j) % (n - 1)];
-        if (m == target || m->status != MEMBER_ALIVE)
+        if (m == target || m->info.status != MEMBER_ALIVE)
             continue;
         struct link *l = cluster_link_to(c, m);
         if (l != NULL && link_send_json(l, WIRE_PROBE_REQ, o) == 0)
@@ -978,7 +931,7 @@ static void cluster_on_tick(uv_timer_t *t)
         cluster_join_failed(c, "no welcome in time");
     for (size_t i = 1; i < c->nmembers; i++) {
         struct member *m = c->members[i];
-        if (m->status == MEMBER_LEFT) {
+        if (m->info.status == MEMBER_LEFT) {
             if (c->cfg->member_reap_s > 0 &&
                 wall - m->last_change_wall >
                     (int64_t)c->cfg->member_reap_s * 1000) {
@@ -989,7 +942,7 @@ static void cluster_on_tick(uv_timer_t *t)
         if (fd_should_probe(&c->fdc, &m->fd, now))
             cluster_probe(c, m);
         enum member_status s = fd_status(&c->fdc, &m->fd, now);
-        if (s != m->status) {
+        if (s != m->info.status) {
             char reason[48];
             snprintf(reason, sizeof(reason), "silent_ms=%llu",
                      (unsigned long long)(now - m->fd.last_heard));
@@ -1001,7 +954,7 @@ static void cluster_on_tick(uv_timer_t *t)
                 m->next_connect = now + c->cfg->heartbeat_interval_ms;
             }
         }
-        if (m->status == MEMBER_FAILED && c->cfg->member_reap_s > 0 &&
+        if (m->info.status == MEMBER_FAILED && c->cfg->member_reap_s > 0 &&
             wall - m->last_change_wall > (int64_t)c->cfg->member_reap_s * 1000)
             cluster_remove_member(c, i--);
     }
@@ -1042,7 +995,7 @@ static void cluster_on_scan_done(void *ctx, const struct beacon *beacons,
     if (c->state != CLUSTER_SEEKING)
         return;
     struct discovery_decision d = discovery_decide(
-        beacons, n, cluster_self(c)->id, c->pass, c->cfg->scan_passes,
+        beacons, n, cluster_self(c)->info.id, c->pass, c->cfg->scan_passes,
         c->prev_seekers, c->nprev_seekers);
     c->prev_seekers = xrealloc(c->prev_seekers, (n ? n : 1) * sizeof(uint64_t));
     c->nprev_seekers = discovery_seekers(beacons, n, c->prev_seekers);
@@ -1078,7 +1031,7 @@ static void cluster_on_scan_timer(uv_timer_t *t)
     struct scan_params sp = {
         .net = c->cfg->cluster_net,
         .prefix = c->cfg->cluster_net_mask,
-        .self = self->addr,
+        .self = self->info.addr,
         .port = c->cfg->listener_port,
         .concurrency = c->cfg->scan_concurrency,
         .cluster_name = c->cfg->cluster_name,
@@ -1192,11 +1145,13 @@ int cluster_start(struct cluster *c, char *err, size_t errlen)
 {
     const struct member *self = cluster_self(c);
     char a[16];
-    int rc = link_listen(c->loop, &c->lp_in, &cluster_inbound_ops, self->addr,
-                         self->port, &c->inbound, &c->listener);
+    int rc =
+        link_listen(c->loop, &c->lp_in, &cluster_inbound_ops, self->info.addr,
+                    self->info.port, &c->inbound, &c->listener);
     if (rc < 0) {
         snprintf(err, errlen, "listener_port: cannot listen on %s:%u: %s",
-                 cidr_format_addr(self->addr, a), self->port, uv_strerror(rc));
+                 cidr_format_addr(self->info.addr, a), self->info.port,
+                 uv_strerror(rc));
         return rc;
     }
     unsigned tick = c->cfg->heartbeat_interval_ms / 4;
@@ -1241,10 +1196,11 @@ void cluster_leave(struct cluster *c)
         struct json_object *o = json_object_new_object();
         json_object_object_add(
             o, "incarnation",
-            json_object_new_int64((int64_t)cluster_self(c)->incarnation));
+            json_object_new_int64((int64_t)cluster_self(c)->info.incarnation));
         for (size_t i = 1; i < c->nmembers; i++) {
             struct member *m = c->members[i];
-            if (m->status == MEMBER_LEFT || m->status == MEMBER_FAILED)
+            if (m->info.status == MEMBER_LEFT ||
+                m->info.status == MEMBER_FAILED)
                 continue;
             struct link *l = cluster_link_to(c, m);
             if (l != NULL && link_send_json(l, WIRE_LEAVE, o) == 0)
@@ -1295,11 +1251,12 @@ struct json_object *cluster_status_json(const struct cluster *c)
     struct json_object *o = json_object_new_object();
     char a[16];
     unsigned alive = cluster_alive_count(c);
-    msg_add_id(o, "node_id", self->id);
-    json_object_object_add(o, "name", json_object_new_string(self->name));
+    msg_add_id(o, "node_id", self->info.id);
+    json_object_object_add(o, "name", json_object_new_string(self->info.name));
     json_object_object_add(
-        o, "address", json_object_new_string(cidr_format_addr(self->addr, a)));
-    json_object_object_add(o, "port", json_object_new_int(self->port));
+        o, "address",
+        json_object_new_string(cidr_format_addr(self->info.addr, a)));
+    json_object_object_add(o, "port", json_object_new_int(self->info.port));
     json_object_object_add(
         o, "mode",
         json_object_new_string(alive > 1 ? "clustered" : "standalone"));
@@ -1313,8 +1270,9 @@ struct json_object *cluster_status_json(const struct cluster *c)
     json_object_object_add(o, "cluster_name",
                            json_object_new_string(c->cfg->cluster_name));
     json_object_object_add(o, "members", json_object_new_int64(alive));
-    json_object_object_add(o, "incarnation",
-                           json_object_new_int64((int64_t)self->incarnation));
+    json_object_object_add(
+        o, "incarnation",
+        json_object_new_int64((int64_t)self->info.incarnation));
     json_object_object_add(o, "version", json_object_new_string(BT_VERSION));
     json_object_object_add(
         o, "uptime_s",
@@ -1328,19 +1286,22 @@ struct json_object *cluster_nodes_json(const struct cluster *c,
     struct json_object *arr = json_object_new_array();
     for (size_t i = 0; i < c->nmembers; i++) {
         const struct member *m = c->members[i];
-        if (active_only && m->status != MEMBER_ALIVE)
+        if (active_only && m->info.status != MEMBER_ALIVE)
             continue;
         struct json_object *o = json_object_new_object();
         char a[16], ts[32];
-        msg_add_id(o, "id", m->id);
-        json_object_object_add(o, "name", json_object_new_string(m->name));
+        msg_add_id(o, "id", m->info.id);
+        json_object_object_add(o, "name", json_object_new_string(m->info.name));
         json_object_object_add(
-            o, "address", json_object_new_string(cidr_format_addr(m->addr, a)));
-        json_object_object_add(o, "port", json_object_new_int(m->port));
+            o, "address",
+            json_object_new_string(cidr_format_addr(m->info.addr, a)));
+        json_object_object_add(o, "port", json_object_new_int(m->info.port));
         json_object_object_add(
-            o, "status", json_object_new_string(member_status_str(m->status)));
-        json_object_object_add(o, "incarnation",
-                               json_object_new_int64((int64_t)m->incarnation));
+            o, "status",
+            json_object_new_string(member_status_str(m->info.status)));
+        json_object_object_add(
+            o, "incarnation",
+            json_object_new_int64((int64_t)m->info.incarnation));
         cluster_iso_time(m->self ? c->started_wall : m->last_change_wall, ts);
         json_object_object_add(o, "last_change", json_object_new_string(ts));
         json_object_object_add(o, "self", json_object_new_boolean(m->self));
