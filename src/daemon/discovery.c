@@ -40,8 +40,8 @@ static bool discovery_stable(const struct beacon *beacons, size_t n,
         if (!(beacons[i].seeking || beacons[i].cluster_id == 0))
             continue;
         k++;
-        if (bsearch(&beacons[i].id, prev, nprev, sizeof(*prev),
-                    discovery_cmp_id) == NULL)
+        if (nprev == 0 || bsearch(&beacons[i].id, prev, nprev, sizeof(*prev),
+                                  discovery_cmp_id) == NULL)
             return false;
     }
     return k == nprev;
