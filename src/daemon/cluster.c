@@ -56,6 +56,7 @@ struct conn {
 struct member {
     struct msg_member info;   /* id, name, addr, port, incarnation, status */
     int64_t last_change_wall; /* ms since epoch, for display */
+    monotime_t last_change;   /* for reaping */
     struct fd_state fd;
     struct conn *out; /* our outbound link, if any */
     unsigned backoff_ms;
@@ -176,6 +177,7 @@ static void cluster_member_set_status(struct cluster *c, struct member *m,
         return;
     m->info.status = to;
     m->last_change_wall = walltime_ms();
+    m->last_change = monotime_now();
     msg_id_format(m->info.id, id);
     cidr_format_addr(m->info.addr, a);
     log_info("member_state", "node=%s name=%s addr=%s from=%s to=%s reason=%s",
@@ -218,6 +220,7 @@ static struct member *cluster_add_member(struct cluster *c,
     m->info = *mm;
     m->info.status = MEMBER_ALIVE;
     m->last_change_wall = walltime_ms();
+    m->last_change = monotime_now();
     fd_init(&m->fd, now);
     if (c->nmembers == c->capmembers) {
         c->capmembers = c->capmembers ? c->capmembers * 2 : 8;
@@ -924,21 +927,25 @@ static void cluster_on_tick(uv_timer_t *t)
 {
     struct cluster *c = t->data;
     monotime_t now = monotime_now();
-    int64_t wall = walltime_ms();
+    monotime_t reap_ms = (monotime_t)c->cfg->member_reap_s * 1000;
     if (c->state == CLUSTER_LEAVING)
         return;
     if (c->join != NULL && now - c->join_started > CLUSTER_JOIN_TIMEOUT_MS)
         cluster_join_failed(c, "no welcome in time");
     for (size_t i = 1; i < c->nmembers; i++) {
         struct member *m = c->members[i];
-        if (m->info.status == MEMBER_LEFT) {
-            if (c->cfg->member_reap_s > 0 &&
-                wall - m->last_change_wall >
-                    (int64_t)c->cfg->member_reap_s * 1000) {
-                cluster_remove_member(c, i--);
-            }
+        bool gone =
+            m->info.status == MEMBER_LEFT || m->info.status == MEMBER_FAILED;
+        if (gone && reap_ms > 0 && now - m->last_change > reap_ms) {
+            char id[MSG_ID_LEN + 1];
+            msg_id_format(m->info.id, id);
+            log_info("member_forgotten", "node=%s name=%s status=%s", id,
+                     m->info.name, member_status_str(m->info.status));
+            cluster_remove_member(c, i--);
             continue;
         }
+        if (m->info.status == MEMBER_LEFT)
+            continue;
         if (fd_should_probe(&c->fdc, &m->fd, now))
             cluster_probe(c, m);
         enum member_status s = fd_status(&c->fdc, &m->fd, now);
@@ -946,17 +953,18 @@ static void cluster_on_tick(uv_timer_t *t)
             char reason[48];
             snprintf(reason, sizeof(reason), "silent_ms=%llu",
                      (unsigned long long)(now - m->fd.last_heard));
-            cluster_member_set_status(c, m, s,
-                                      s == MEMBER_ALIVE ? "vouched" : reason);
+            if (s == MEMBER_ALIVE)
+                snprintf(reason, sizeof(reason), "%s",
+                         now - m->fd.last_heard < c->fdc.suspect_ms
+                             ? "heard"
+                             : "vouched");
+            cluster_member_set_status(c, m, s, reason);
             if (s == MEMBER_FAILED && m->out != NULL) {
                 /* A fresh connection notices the return after a partition. */
                 cluster_conn_close(m->out);
                 m->next_connect = now + c->cfg->heartbeat_interval_ms;
             }
         }
-        if (m->info.status == MEMBER_FAILED && c->cfg->member_reap_s > 0 &&
-            wall - m->last_change_wall > (int64_t)c->cfg->member_reap_s * 1000)
-            cluster_remove_member(c, i--);
     }
 }
 

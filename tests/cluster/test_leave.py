@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """A node stopped with SIGTERM says goodbye: it exits 0 and logs its leave,
 and the others record it as "left" (never suspect or failed) within 3 s and
-keep it left. Ports: 3120 (see README.md)."""
+keep it left; after member_reap_s (60 s, the smallest allowed) they forget
+it. Ports: 3120 (see README.md)."""
 
 import signal
 import time
@@ -13,11 +14,12 @@ NAME = "test_leave"
 PORT = 3120
 LEFT_WITHIN_S = 3.0
 STAYS_LEFT_S = 3.0
+REAP_S = 60
 LEAVE_EVENTS = ("leave", "leaving", "goodbye")
 
 
 def body(t):
-    with Cluster(NAME, PORT, size=3) as c:
+    with Cluster(NAME, PORT, size=3, env={"member_reap_s": REAP_S}) as c:
         c.start()
         took = c.wait_converged(timeout=10.0)
         t.log("3 nodes converged in %.2f s" % took)
@@ -69,6 +71,20 @@ def body(t):
                 "node3 told both members goodbye", own and own[0]["_line"])
 
         t.check(all(n.running() for n in rest), "node1 and node2 still run")
+
+        def listed():
+            return {n.name: gone.address in (n.view() or {}) for n in rest}
+
+        wait_for(listed, REAP_S + 5.0 - (time.monotonic() - t0),
+                 "node1 and node2 to forget node3 after member_reap_s",
+                 until=lambda v: not any(v.values()))
+        took = time.monotonic() - t0
+        t.check(took >= REAP_S - 1, "node3 is forgotten only after "
+                "member_reap_s (%.1f s after it left)" % took)
+        forgot = [e["_line"] for n in rest
+                  for e in n.events("member_forgotten", status="left")]
+        t.check(len(forgot) == 2, "node1 and node2 log member_forgotten",
+                forgot)
 
 
 if __name__ == "__main__":
