@@ -75,7 +75,9 @@ enum member_status fd_status(const struct fd_config *cfg,
 bool fd_should_probe(const struct fd_config *cfg, struct fd_state *st,
                      monotime_t now)
 {
-    if (st->left || fd_age(st->last_heard, now) < cfg->suspect_ms)
+    /* Ask from half the suspicion time on, so that when one link is bad
+     * the answers are in before the member would turn suspect. */
+    if (st->left || fd_age(st->last_heard, now) < cfg->suspect_ms / 2)
         return false;
     if (st->probe_at != 0 && fd_age(st->probe_at, now) < cfg->suspect_ms / 2)
         return false;

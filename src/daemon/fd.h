@@ -55,9 +55,10 @@ void fd_vouch(struct fd_state *st, monotime_t heard_at, monotime_t now);
 enum member_status fd_status(const struct fd_config *cfg,
                              const struct fd_state *st, monotime_t now);
 
-/* True when we should ask other members about it now (it is silent to us
- * and we have not asked within the last suspect_ms / 2). Marks the probe
- * as sent. */
+/* True when we should ask other members about it now: it has been silent
+ * to us for suspect_ms / 2 or more (so answers arrive before it would turn
+ * suspect), it is not failed, and we have not asked within the last
+ * suspect_ms / 2. Marks the probe as sent. */
 bool fd_should_probe(const struct fd_config *cfg, struct fd_state *st,
                      monotime_t now);
 
