@@ -29,7 +29,10 @@
 #define CLUSTER_LEAVE_WAIT_MS 300 /* time for the goodbyes to go out */
 #define CLUSTER_PROBE_FANOUT 3    /* members asked about a silent one */
 #define CLUSTER_JOIN_TIMEOUT_MS 3000
-#define CLUSTER_QUICK_SCANS 3 /* rescans at backoff pace after founding */
+#define CLUSTER_QUICK_SCANS 3
+/* Members one node tracks, itself included: a welcome or sync of this many
+ * fits one 64 KiB frame (docs/protocol.md). */
+#define CLUSTER_MAX_MEMBERS 320 /* rescans at backoff pace after founding */
 
 enum cluster_state {
     CLUSTER_SEEKING, /* discovery passes, not yet in a cluster */
@@ -78,8 +81,9 @@ struct cluster {
     struct member **members; /* members[0] is ourselves */
     size_t nmembers, capmembers;
 
-    struct link_params lp_out;               /* outbound and scan links */
-    struct link_params lp_in;                /* inbound links: idle timeout */
+    struct link_params lp_out;  /* outbound and scan links */
+    struct link_params lp_in;   /* inbound links: idle timeout */
+    struct link_params lp_scan; /* discovery probes: beacon deadline */
     struct link_noted noted[LINK_NOTED_MAX]; /* complaints, per source */
     struct link_listener *listener;
     struct conn inbound; /* data of inbound links before authentication */
@@ -129,13 +133,19 @@ static struct member *cluster_find(const struct cluster *c, uint64_t id)
     return NULL;
 }
 
+/* Alive, suspect or draining: a member that counts and is synced. Failed
+ * and left records are each node's own history and are not compared. */
+static bool cluster_live(const struct member *m)
+{
+    return m->info.status == MEMBER_ALIVE || m->info.status == MEMBER_SUSPECT ||
+           m->info.status == MEMBER_DRAINING;
+}
+
 static unsigned cluster_alive_count(const struct cluster *c)
 {
     unsigned n = 0;
     for (size_t i = 0; i < c->nmembers; i++)
-        if (c->members[i]->info.status == MEMBER_ALIVE ||
-            c->members[i]->info.status == MEMBER_SUSPECT ||
-            c->members[i]->info.status == MEMBER_DRAINING)
+        if (cluster_live(c->members[i]))
             n++;
     return n;
 }
@@ -168,33 +178,43 @@ static void cluster_emit(struct cluster *c, struct json_object *ev)
 }
 
 /* The one place a member's status changes: log line, event, side effects. */
+/* Logs and streams one member transition: event=<event> with from, to
+ * and reason. */
+static void cluster_member_event(struct cluster *c, const struct member *m,
+                                 const char *event, const char *from,
+                                 const char *to, const char *reason)
+{
+    char id[MSG_ID_LEN + 1], a[16];
+    msg_id_format(m->info.id, id);
+    cidr_format_addr(m->info.addr, a);
+    log_info(event,
+             "node=%s name=%s addr=%s from=%s to=%s reason=%s "
+             "incarnation=%" PRIu64,
+             id, m->info.name, a, from, to, reason, m->info.incarnation);
+    struct json_object *ev = cluster_event_new("member");
+    json_object_object_add(ev, "id", json_object_new_string(id));
+    json_object_object_add(ev, "name", json_object_new_string(m->info.name));
+    json_object_object_add(ev, "address", json_object_new_string(a));
+    json_object_object_add(ev, "from", json_object_new_string(from));
+    json_object_object_add(ev, "to", json_object_new_string(to));
+    json_object_object_add(ev, "reason", json_object_new_string(reason));
+    json_object_object_add(ev, "incarnation",
+                           json_object_new_int64((int64_t)m->info.incarnation));
+    cluster_emit(c, ev);
+}
+
+/* The one place a member's status changes. */
 static void cluster_member_set_status(struct cluster *c, struct member *m,
                                       enum member_status to, const char *reason)
 {
     enum member_status from = m->info.status;
-    char id[MSG_ID_LEN + 1], a[16];
     if (from == to)
         return;
     m->info.status = to;
     m->last_change_wall = walltime_ms();
     m->last_change = monotime_now();
-    msg_id_format(m->info.id, id);
-    cidr_format_addr(m->info.addr, a);
-    log_info("member_state", "node=%s name=%s addr=%s from=%s to=%s reason=%s",
-             id, m->info.name, a, member_status_str(from),
-             member_status_str(to), reason);
-    struct json_object *ev = cluster_event_new("member");
-    json_object_object_add(ev, "id", json_object_new_string(id));
-    json_object_object_add(ev, "name", json_object_new_string(m->info.name));
-    json_object_object_add(ev, "address", json_object_new_string(a));
-    json_object_object_add(ev, "from",
-                           json_object_new_string(member_status_str(from)));
-    json_object_object_add(ev, "to",
-                           json_object_new_string(member_status_str(to)));
-    json_object_object_add(ev, "reason", json_object_new_string(reason));
-    json_object_object_add(ev, "incarnation",
-                           json_object_new_int64((int64_t)m->info.incarnation));
-    cluster_emit(c, ev);
+    cluster_member_event(c, m, "member_state", member_status_str(from),
+                         member_status_str(to), reason);
 }
 
 static void cluster_cluster_event(struct cluster *c, const char *what,
@@ -212,37 +232,30 @@ static void cluster_cluster_event(struct cluster *c, const char *what,
     cluster_emit(c, ev);
 }
 
+/* Adds a member (alive, heard now). Returns NULL when the table is full
+ * (CLUSTER_MAX_MEMBERS): a cap on what peers can make us track. */
 static struct member *cluster_add_member(struct cluster *c,
                                          const struct msg_member *mm,
                                          monotime_t now)
 {
+    if (c->nmembers >= CLUSTER_MAX_MEMBERS) {
+        link_note(&c->lp_in, mm->addr, LINK_NOTE_PROTO, "member_table_full",
+                  "reason=\"member limit reached\"");
+        return NULL;
+    }
     struct member *m = xcalloc(1, sizeof(*m));
     m->info = *mm;
     m->info.status = MEMBER_ALIVE;
     m->last_change_wall = walltime_ms();
-    m->last_change = monotime_now();
+    m->last_change = now;
     fd_init(&m->fd, now);
     if (c->nmembers == c->capmembers) {
         c->capmembers = c->capmembers ? c->capmembers * 2 : 8;
         c->members = xrealloc(c->members, c->capmembers * sizeof(*c->members));
     }
     c->members[c->nmembers++] = m;
-    if (c->nmembers > 1) {
-        char id[MSG_ID_LEN + 1], a[16];
-        msg_id_format(m->info.id, id);
-        log_info("member_added", "node=%s name=%s addr=%s incarnation=%" PRIu64,
-                 id, m->info.name, cidr_format_addr(m->info.addr, a),
-                 m->info.incarnation);
-        struct json_object *ev = cluster_event_new("member");
-        json_object_object_add(ev, "id", json_object_new_string(id));
-        json_object_object_add(ev, "name",
-                               json_object_new_string(m->info.name));
-        json_object_object_add(ev, "address", json_object_new_string(a));
-        json_object_object_add(ev, "from", json_object_new_string("none"));
-        json_object_object_add(ev, "to", json_object_new_string("alive"));
-        json_object_object_add(ev, "reason", json_object_new_string("joined"));
-        cluster_emit(c, ev);
-    }
+    if (c->nmembers > 1)
+        cluster_member_event(c, m, "member_added", "none", "alive", "joined");
     return m;
 }
 
@@ -250,7 +263,7 @@ static void cluster_conn_close(struct conn *k)
 {
     struct cluster *c = k->c;
     if (k->link != NULL)
-        link_close(k->link, false);
+        link_close(k->link);
     if (k->m != NULL && k->m->out == k)
         k->m->out = NULL;
     if (c->join == k)
@@ -273,11 +286,16 @@ static void cluster_remove_member(struct cluster *c, size_t i)
     free(m);
 }
 
-static struct json_object *cluster_member_list(const struct cluster *c)
+/* The member list of welcome (live members only: a joiner ignores the
+ * others) and sync (also members that left, so a missed goodbye spreads). */
+static struct json_object *cluster_member_list(const struct cluster *c,
+                                               bool with_left)
 {
     struct json_object *arr = json_object_new_array();
     for (size_t i = 0; i < c->nmembers; i++)
-        json_object_array_add(arr, msg_member_encode(&c->members[i]->info));
+        if (cluster_live(c->members[i]) ||
+            (with_left && c->members[i]->info.status == MEMBER_LEFT))
+            json_object_array_add(arr, msg_member_encode(&c->members[i]->info));
     return arr;
 }
 
@@ -286,7 +304,7 @@ static uint64_t cluster_digest(const struct cluster *c)
     uint64_t *ids = xmalloc(c->nmembers * sizeof(*ids));
     size_t n = 0;
     for (size_t i = 0; i < c->nmembers; i++)
-        if (c->members[i]->info.status != MEMBER_LEFT)
+        if (cluster_live(c->members[i]))
             ids[n++] = c->members[i]->info.id;
     uint64_t d = msg_digest(ids, n);
     free(ids);
@@ -344,7 +362,7 @@ static void cluster_push_sync(struct cluster *c)
 {
     struct json_object *o = json_object_new_object();
     msg_add_id(o, "cluster_id", c->cluster_id);
-    json_object_object_add(o, "members", cluster_member_list(c));
+    json_object_object_add(o, "members", cluster_member_list(c, true));
     cluster_broadcast(c, WIRE_SYNC, o);
     json_object_put(o);
 }
@@ -382,12 +400,35 @@ static void cluster_found(struct cluster *c, bool alone, const char *reason)
 }
 
 /* Applies a member list from WELCOME or SYNC. */
-static void cluster_apply_members(struct cluster *c, struct json_object *arr,
-                                  bool from_welcome)
+/* A newer life of member m (a higher incarnation, from the member itself
+ * or from a peer): take its record, talk to it now rather than when a
+ * backoff ends, and revive it unless the news is that it left. */
+static void cluster_member_renew(struct cluster *c, struct member *m,
+                                 const struct msg_member *mm, monotime_t now)
+{
+    m->info.incarnation = mm->incarnation;
+    snprintf(m->info.name, sizeof(m->info.name), "%s", mm->name);
+    m->info.addr = mm->addr;
+    m->info.port = mm->port;
+    m->backoff_ms = 0;
+    m->next_connect = now;
+    if (mm->status != MEMBER_LEFT &&
+        (m->info.status == MEMBER_LEFT || m->info.status == MEMBER_FAILED)) {
+        m->fd.left = false;
+        fd_init(&m->fd, now);
+        cluster_member_set_status(c, m, MEMBER_ALIVE, "restarted");
+    }
+    cluster_connect_member(c, m);
+}
+
+/* Applies a member list from WELCOME or SYNC. Alive/suspect/failed are
+ * each node's own judgment and do not spread; what spreads is who exists
+ * (unknown live members are added), newer incarnations, and a goodbye at
+ * the incarnation we know (one we missed). */
+static void cluster_apply_members(struct cluster *c, struct json_object *arr)
 {
     monotime_t now = monotime_now();
     size_t n = json_object_array_length(arr);
-    bool changed = false;
     if (n > MSG_MAX_MEMBERS)
         return;
     for (size_t i = 0; i < n; i++) {
@@ -400,28 +441,13 @@ static void cluster_apply_members(struct cluster *c, struct json_object *arr,
         if (m == NULL) {
             if (mm.status == MEMBER_FAILED || mm.status == MEMBER_LEFT)
                 continue; /* never knew it; nothing to watch */
-            m = cluster_add_member(c, &mm, now);
-            changed = true;
-            cluster_connect_member(c, m);
+            if ((m = cluster_add_member(c, &mm, now)) != NULL)
+                cluster_connect_member(c, m);
             continue;
         }
-        if (mm.incarnation > m->info.incarnation) {
-            /* It restarted: talk to it now, not when a backoff ends. */
-            m->info.incarnation = mm.incarnation;
-            snprintf(m->info.name, sizeof(m->info.name), "%s", mm.name);
-            m->info.addr = mm.addr;
-            m->info.port = mm.port;
-            m->backoff_ms = 0;
-            m->next_connect = now;
-            if (mm.status != MEMBER_LEFT && (m->info.status == MEMBER_LEFT ||
-                                             m->info.status == MEMBER_FAILED)) {
-                m->fd.left = false;
-                fd_init(&m->fd, now);
-                cluster_member_set_status(c, m, MEMBER_ALIVE, "restarted");
-            }
-            cluster_connect_member(c, m);
-        }
-        if (mm.status == MEMBER_LEFT && mm.incarnation >= m->info.incarnation &&
+        if (mm.incarnation > m->info.incarnation)
+            cluster_member_renew(c, m, &mm, now);
+        if (mm.status == MEMBER_LEFT && mm.incarnation == m->info.incarnation &&
             m->info.status != MEMBER_LEFT) {
             m->fd.left = true;
             cluster_member_set_status(c, m, MEMBER_LEFT, "left_via_peer");
@@ -429,8 +455,6 @@ static void cluster_apply_members(struct cluster *c, struct json_object *arr,
                 cluster_conn_close(m->out);
         }
     }
-    (void)from_welcome;
-    (void)changed;
 }
 
 /* --- connections ---------------------------------------------------------- */
@@ -467,6 +491,44 @@ static void cluster_send_heartbeat(struct cluster *c, struct link *l)
     json_object_put(o);
 }
 
+/* The next dial to m waits heartbeat_interval_ms, doubling up to
+ * reconnect_max_ms while attempts keep failing. */
+static void cluster_backoff(struct cluster *c, struct member *m)
+{
+    unsigned b =
+        m->backoff_ms ? m->backoff_ms * 2 : c->cfg->heartbeat_interval_ms;
+    m->backoff_ms = b > c->cfg->reconnect_max_ms ? c->cfg->reconnect_max_ms : b;
+    m->next_connect = monotime_now() + m->backoff_ms;
+}
+
+/* Our link to member m reached another node: the address now belongs to a
+ * new node (a re-imaged VM). A failed member is gone for good and is
+ * forgotten; otherwise we back off as after any failed connection. */
+static void cluster_address_reused(struct cluster *c, struct conn *k)
+{
+    struct member *m = k->m;
+    char detail[96], want[MSG_ID_LEN + 1], got[MSG_ID_LEN + 1];
+    msg_id_format(m->info.id, want);
+    msg_id_format(link_peer_id(k->link), got);
+    snprintf(detail, sizeof(detail), "node=%s answered_by=%s", want, got);
+    link_note(&c->lp_out, m->info.addr, LINK_NOTE_ID, "member_address_reused",
+              detail);
+    cluster_conn_close(k);
+    if (m->info.status == MEMBER_FAILED) {
+        for (size_t i = 1; i < c->nmembers; i++)
+            if (c->members[i] == m) {
+                log_info("member_forgotten",
+                         "node=%s name=%s status=failed "
+                         "reason=address_reused",
+                         want, m->info.name);
+                cluster_remove_member(c, i);
+                break;
+            }
+        return;
+    }
+    cluster_backoff(c, m);
+}
+
 static void cluster_on_ready(struct link *l)
 {
     struct conn *k = link_data(l);
@@ -477,12 +539,7 @@ static void cluster_on_ready(struct link *l)
         break;
     case CONN_MEMBER:
         if (link_peer_id(l) != k->m->info.id) {
-            char want[MSG_ID_LEN + 1], got[MSG_ID_LEN + 1], a[16];
-            msg_id_format(k->m->info.id, want);
-            msg_id_format(link_peer_id(l), got);
-            log_warn("member_address_reused", "node=%s addr=%s answered_by=%s",
-                     want, cidr_format_addr(k->m->info.addr, a), got);
-            cluster_conn_close(k);
+            cluster_address_reused(c, k);
             return;
         }
         k->m->backoff_ms = 0;
@@ -525,17 +582,11 @@ static void cluster_on_close(struct link *l, int err)
         return;
     }
     if (k->kind == CONN_MEMBER && k->m != NULL) {
-        struct member *m = k->m;
-        monotime_t now = monotime_now();
-        unsigned b =
-            m->backoff_ms ? m->backoff_ms * 2 : c->cfg->heartbeat_interval_ms;
-        m->backoff_ms =
-            b > c->cfg->reconnect_max_ms ? c->cfg->reconnect_max_ms : b;
-        m->next_connect = now + m->backoff_ms;
         char id[MSG_ID_LEN + 1];
-        msg_id_format(m->info.id, id);
+        cluster_backoff(c, k->m);
+        msg_id_format(k->m->info.id, id);
         log_debug("link_down", "node=%s error=\"%s\" retry_ms=%u", id,
-                  bt_strerror(err), m->backoff_ms);
+                  bt_strerror(err), k->m->backoff_ms);
     }
     cluster_conn_close(k);
 }
@@ -605,10 +656,26 @@ static void cluster_on_welcome(struct cluster *c, struct conn *k,
     c->cluster_id = cid;
     cluster_conn_close(k);
     c->join = NULL;
-    cluster_apply_members(c, arr, true);
+    cluster_apply_members(c, arr);
     cluster_become_member(c, merging ? "merged" : "joined",
                           merging ? "joined the larger cluster"
                                   : "found a cluster");
+}
+
+/* The cluster knows an incarnation of ours at least this high (we lost
+ * ours): continue above it so the next join is accepted. */
+static void cluster_raise_incarnation(struct cluster *c, uint64_t known)
+{
+    struct member *self = cluster_self(c);
+    if (known < self->info.incarnation || known >= UINT64_MAX / 2)
+        return;
+    log_warn("incarnation_raised",
+             "from=%" PRIu64 " to=%" PRIu64
+             " reason=\"the cluster knew a newer incarnation of this node\"",
+             self->info.incarnation, known + 1);
+    self->info.incarnation = known + 1;
+    if (c->hooks.on_incarnation != NULL)
+        c->hooks.on_incarnation(c->hooks.ctx, self->info.incarnation);
 }
 
 static void cluster_send_reject(struct link *l, const char *reason)
@@ -643,25 +710,33 @@ static void cluster_on_join(struct cluster *c, struct conn *k,
     monotime_t now = monotime_now();
     struct member *m = cluster_find(c, mm.id);
     if (m == NULL) {
-        m = cluster_add_member(c, &mm, now);
-    } else {
-        if (mm.incarnation < m->info.incarnation) {
-            cluster_send_reject(k->link, "stale incarnation");
+        if ((m = cluster_add_member(c, &mm, now)) == NULL) {
+            cluster_send_reject(k->link, "cluster is full");
             return;
         }
-        m->info.incarnation = mm.incarnation;
-        snprintf(m->info.name, sizeof(m->info.name), "%s", mm.name);
-        m->info.addr = mm.addr;
-        m->info.port = mm.port;
+    } else {
+        if (mm.incarnation < m->info.incarnation) {
+            /* It lost its incarnation (a data dir restored from a backup):
+             * tell it ours so it can come back above it. */
+            struct json_object *r = json_object_new_object();
+            json_object_object_add(r, "reason",
+                                   json_object_new_string("stale incarnation"));
+            json_object_object_add(
+                r, "incarnation",
+                json_object_new_int64((int64_t)m->info.incarnation));
+            link_send_json(k->link, WIRE_REJECT, r);
+            json_object_put(r);
+            return;
+        }
+        if (mm.incarnation > m->info.incarnation)
+            cluster_member_renew(c, m, &mm, now);
         m->fd.left = false;
         fd_heard(&m->fd, now);
-        m->backoff_ms = 0;
-        m->next_connect = now;
         cluster_member_set_status(c, m, MEMBER_ALIVE, "rejoined");
     }
     struct json_object *w = json_object_new_object();
     msg_add_id(w, "cluster_id", c->cluster_id);
-    json_object_object_add(w, "members", cluster_member_list(c));
+    json_object_object_add(w, "members", cluster_member_list(c, false));
     link_send_json(k->link, WIRE_WELCOME, w);
     json_object_put(w);
     cluster_connect_member(c, m);
@@ -670,32 +745,32 @@ static void cluster_on_join(struct cluster *c, struct conn *k,
 
 /* --- frames from members ------------------------------------------------- */
 
-static void cluster_on_heartbeat(struct cluster *c, struct conn *k,
-                                 struct json_object *o)
+/* The handlers below return 0, or BT_EPROTO for a malformed message
+ * (noted once per source by cluster_on_frame). */
+
+static int cluster_on_heartbeat(struct cluster *c, struct conn *k,
+                                struct json_object *o)
 {
     uint64_t cid, digest;
     struct msg_member mm;
     if (msg_member_decode(o, &mm) < 0 || mm.id != link_peer_id(k->link) ||
         msg_get_id(o, "cluster_id", &cid) < 0 ||
         msg_get_id(o, "digest", &digest) < 0)
-        return;
+        return BT_EPROTO;
     if (c->state == CLUSTER_SEEKING || cid != c->cluster_id)
-        return; /* not (or no longer) one of ours */
+        return 0; /* not (or no longer) one of ours */
     monotime_t now = monotime_now();
     uint64_t inc = mm.incarnation;
     struct member *m = cluster_find(c, mm.id);
     if (m == NULL) {
-        m = cluster_add_member(c, &mm, now);
+        if ((m = cluster_add_member(c, &mm, now)) == NULL)
+            return 0;
         cluster_connect_member(c, m);
     }
     if (m->info.status == MEMBER_LEFT && inc <= m->info.incarnation)
-        return; /* a straggler from a member that said goodbye */
-    if (inc > m->info.incarnation) {
-        m->info.incarnation = inc;
-        m->fd.left = false;
-        m->backoff_ms = 0;
-        m->next_connect = now;
-    }
+        return 0; /* a straggler from a member that said goodbye */
+    if (inc > m->info.incarnation)
+        cluster_member_renew(c, m, &mm, now);
     fd_heard(&m->fd, now);
     if (m->info.status != MEMBER_ALIVE)
         cluster_member_set_status(c, m, MEMBER_ALIVE, "heard");
@@ -706,29 +781,45 @@ static void cluster_on_heartbeat(struct cluster *c, struct conn *k,
         link_send_json(k->link, WIRE_SYNC_REQ, r);
         json_object_put(r);
     }
+    return 0;
 }
 
-static void cluster_on_leave(struct cluster *c, struct conn *k,
-                             struct json_object *o)
+static int cluster_on_sync(struct cluster *c, struct json_object *o)
+{
+    uint64_t cid;
+    struct json_object *arr;
+    if (msg_get_id(o, "cluster_id", &cid) < 0 ||
+        !json_object_object_get_ex(o, "members", &arr) ||
+        !json_object_is_type(arr, json_type_array))
+        return BT_EPROTO;
+    if (c->state == CLUSTER_MEMBER && cid == c->cluster_id)
+        cluster_apply_members(c, arr);
+    return 0;
+}
+
+static int cluster_on_leave(struct cluster *c, struct conn *k,
+                            struct json_object *o)
 {
     uint64_t inc;
     struct member *m = cluster_find(c, link_peer_id(k->link));
-    if (m == NULL || msg_get_u64(o, "incarnation", &inc) < 0 ||
-        inc < m->info.incarnation)
-        return;
+    if (msg_get_u64(o, "incarnation", &inc) < 0)
+        return BT_EPROTO;
+    if (m == NULL || inc < m->info.incarnation)
+        return 0;
     m->info.incarnation = inc;
     m->fd.left = true;
     cluster_member_set_status(c, m, MEMBER_LEFT, "goodbye");
     if (m->out != NULL)
         cluster_conn_close(m->out);
+    return 0;
 }
 
-static void cluster_on_probe_req(struct cluster *c, struct conn *k,
-                                 struct json_object *o)
+static int cluster_on_probe_req(struct cluster *c, struct conn *k,
+                                struct json_object *o)
 {
     uint64_t target, seq;
     if (msg_get_id(o, "target", &target) < 0 || msg_get_u64(o, "seq", &seq) < 0)
-        return;
+        return BT_EPROTO;
     struct member *m = cluster_find(c, target);
     long long ago =
         m != NULL && !m->self ? fd_heard_ago(&m->fd, monotime_now()) : -1;
@@ -738,56 +829,67 @@ static void cluster_on_probe_req(struct cluster *c, struct conn *k,
     json_object_object_add(r, "heard_ms_ago", json_object_new_int64(ago));
     link_send_json(k->link, WIRE_PROBE_ACK, r);
     json_object_put(r);
+    return 0;
 }
 
-static void cluster_on_probe_ack(struct cluster *c, struct json_object *o)
+static int cluster_on_probe_ack(struct cluster *c, struct json_object *o)
 {
     uint64_t target;
     struct json_object *v;
     if (msg_get_id(o, "target", &target) < 0 ||
         !json_object_object_get_ex(o, "heard_ms_ago", &v) ||
         !json_object_is_type(v, json_type_int))
-        return;
+        return BT_EPROTO;
     int64_t ago = json_object_get_int64(v);
     struct member *m = cluster_find(c, target);
     monotime_t now = monotime_now();
     if (m == NULL || m->self || ago < 0 || (uint64_t)ago > now)
-        return;
+        return 0;
     fd_vouch(&m->fd, now - (uint64_t)ago, now);
+    return 0;
 }
 
-static void cluster_on_merge(struct cluster *c, struct conn *k,
-                             struct json_object *o)
+/* Our cluster merges into the one b belongs to: tell our members to
+ * follow (merge), then join it ourselves. */
+static void cluster_merge_into(struct cluster *c, const struct beacon *b,
+                               const char *why)
+{
+    struct json_object *m = json_object_new_object();
+    msg_add_id(m, "cluster_id", b->cluster_id);
+    msg_add_addr(m, "addr", b->addr);
+    json_object_object_add(m, "port", json_object_new_int(b->port));
+    cluster_broadcast(c, WIRE_MERGE, m);
+    json_object_put(m);
+    cluster_start_join(c, b, why);
+}
+
+static int cluster_on_merge(struct cluster *c, struct conn *k,
+                            struct json_object *o)
 {
     struct beacon b = {0};
-    if (c->state != CLUSTER_MEMBER ||
-        cluster_find(c, link_peer_id(k->link)) == NULL)
-        return;
     if (msg_get_id(o, "cluster_id", &b.cluster_id) < 0 ||
         msg_get_addr(o, "addr", &b.addr) < 0 ||
-        msg_get_port(o, "port", &b.port) < 0 || b.cluster_id == c->cluster_id)
-        return;
-    cluster_start_join(c, &b, "a member is merging");
+        msg_get_port(o, "port", &b.port) < 0)
+        return BT_EPROTO;
+    if (c->state == CLUSTER_MEMBER &&
+        cluster_find(c, link_peer_id(k->link)) != NULL &&
+        b.cluster_id != c->cluster_id)
+        cluster_start_join(c, &b, "a member is merging");
+    return 0;
 }
 
-static void cluster_on_beacon(struct cluster *c, struct json_object *o)
+static int cluster_on_beacon(struct cluster *c, struct json_object *o)
 {
     struct beacon b;
     char cname[64];
-    if (msg_beacon_decode(o, &b, cname, sizeof(cname)) < 0 ||
-        strcmp(cname, c->cfg->cluster_name) != 0 || b.seeking)
-        return;
-    if (c->state == CLUSTER_MEMBER &&
+    if (msg_beacon_decode(o, &b, cname, sizeof(cname)) < 0)
+        return BT_EPROTO;
+    if (strcmp(cname, c->cfg->cluster_name) == 0 && !b.seeking &&
+        c->state == CLUSTER_MEMBER &&
         discovery_should_merge(c->cluster_id, cluster_alive_count(c),
-                               b.cluster_id, b.members)) {
-        struct json_object *m = json_object_new_object();
-        msg_add_id(m, "cluster_id", b.cluster_id);
-        msg_add_addr(m, "addr", b.addr);
-        json_object_object_add(m, "port", json_object_new_int(b.port));
-        cluster_broadcast(c, WIRE_MERGE, m);
-        json_object_put(m);
-        cluster_start_join(c, &b, "merging into a larger cluster");
-    }
+                               b.cluster_id, b.members))
+        cluster_merge_into(c, &b, "merging into a larger cluster");
+    return 0;
 }
 
 static void cluster_on_frame(struct link *l, unsigned type,
@@ -803,19 +905,19 @@ static void cluster_on_frame(struct link *l, unsigned type,
         return;
     }
     struct member *m = cluster_find(c, link_peer_id(l));
-    if (m != NULL && !m->self && m->info.status != MEMBER_LEFT) {
-        fd_heard(&m->fd, monotime_now());
-        if (m->out == NULL && c->state == CLUSTER_MEMBER) {
-            /* It talks to us but we have no link to it (backoff after it
-             * went away): dial now so it hears our heartbeats too. */
-            m->backoff_ms = 0;
-            cluster_connect_member(c, m);
-        }
+    if (m != NULL && !m->self && m->info.status != MEMBER_LEFT &&
+        type != WIRE_HEARTBEAT /* checked for our cluster id first */) {
+        monotime_t now = monotime_now();
+        fd_heard(&m->fd, now);
+        if (m->out == NULL && c->state == CLUSTER_MEMBER &&
+            now >= m->next_connect)
+            cluster_connect_member(c, m); /* so it hears us too */
     }
+    int rc = 0;
     switch (type) {
     case WIRE_BEACON:
         if (k->kind == CONN_INBOUND && c->join == NULL)
-            cluster_on_beacon(c, o); /* a scanner from another island */
+            rc = cluster_on_beacon(c, o); /* a scanner from another island */
         break;
     case WIRE_JOIN:
         cluster_on_join(c, k, o);
@@ -826,49 +928,52 @@ static void cluster_on_frame(struct link *l, unsigned type,
     case WIRE_REJECT:
         if (k == c->join) {
             char reason[128] = "?";
+            uint64_t known;
             msg_get_str(o, "reason", reason, sizeof(reason));
+            if (msg_get_u64(o, "incarnation", &known) == 0)
+                cluster_raise_incarnation(c, known);
             cluster_join_failed(c, reason);
         }
         break;
     case WIRE_HEARTBEAT:
-        cluster_on_heartbeat(c, k, o);
+        rc = cluster_on_heartbeat(c, k, o);
         break;
     case WIRE_SYNC_REQ:
         if (c->state == CLUSTER_MEMBER && m != NULL) {
             struct json_object *s = json_object_new_object();
             msg_add_id(s, "cluster_id", c->cluster_id);
-            json_object_object_add(s, "members", cluster_member_list(c));
+            json_object_object_add(s, "members", cluster_member_list(c, true));
             link_send_json(l, WIRE_SYNC, s);
             json_object_put(s);
         }
         break;
-    case WIRE_SYNC: {
-        uint64_t cid;
-        struct json_object *arr;
-        if (c->state == CLUSTER_MEMBER && m != NULL &&
-            msg_get_id(o, "cluster_id", &cid) == 0 && cid == c->cluster_id &&
-            json_object_object_get_ex(o, "members", &arr) &&
-            json_object_is_type(arr, json_type_array))
-            cluster_apply_members(c, arr, false);
+    case WIRE_SYNC:
+        if (m != NULL)
+            rc = cluster_on_sync(c, o);
         break;
-    }
     case WIRE_LEAVE:
-        cluster_on_leave(c, k, o);
+        rc = cluster_on_leave(c, k, o);
         break;
     case WIRE_PROBE_REQ:
         if (m != NULL)
-            cluster_on_probe_req(c, k, o);
+            rc = cluster_on_probe_req(c, k, o);
         break;
     case WIRE_PROBE_ACK:
         if (m != NULL)
-            cluster_on_probe_ack(c, o);
+            rc = cluster_on_probe_ack(c, o);
         break;
     case WIRE_MERGE:
-        cluster_on_merge(c, k, o);
+        rc = cluster_on_merge(c, k, o);
         break;
     default:
         log_debug("frame_ignored", "type=%u", type);
         break;
+    }
+    if (rc < 0) {
+        char detail[48];
+        snprintf(detail, sizeof(detail), "reason=bad_%s", wire_type_str(type));
+        link_note(k->kind == CONN_INBOUND ? &c->lp_in : &c->lp_out,
+                  link_peer_addr(l), LINK_NOTE_PROTO, "protocol_error", detail);
     }
     json_object_put(o);
 }
@@ -987,13 +1092,7 @@ static void cluster_on_scan_done(void *ctx, const struct beacon *beacons,
                 continue;
             if (discovery_should_merge(c->cluster_id, cluster_alive_count(c),
                                        b->cluster_id, b->members)) {
-                struct json_object *m = json_object_new_object();
-                msg_add_id(m, "cluster_id", b->cluster_id);
-                msg_add_addr(m, "addr", b->addr);
-                json_object_object_add(m, "port", json_object_new_int(b->port));
-                cluster_broadcast(c, WIRE_MERGE, m);
-                json_object_put(m);
-                cluster_start_join(c, b, "merging into a larger cluster");
+                cluster_merge_into(c, b, "merging into a larger cluster");
                 return;
             }
         }
@@ -1046,7 +1145,7 @@ static void cluster_on_scan_timer(uv_timer_t *t)
     };
     if (c->state == CLUSTER_SEEKING)
         c->pass++;
-    if (scan_start(c->loop, &c->lp_out, &sp, cluster_beacon_json,
+    if (scan_start(c->loop, &c->lp_scan, &sp, cluster_beacon_json,
                    cluster_on_scan_done, c, &c->scan) < 0)
         cluster_schedule_scan(c, c->cfg->backoff_max_ms);
 }
@@ -1128,6 +1227,8 @@ int cluster_new(uv_loop_t *loop, const struct config *cfg, uint64_t node_id,
     c->lp_out.idle_timeout_ms = 0;
     c->lp_out.noted = c->noted;
     c->lp_in = c->lp_out;
+    c->lp_scan = c->lp_out; /* a probe must get its beacon in time */
+    c->lp_scan.idle_timeout_ms = cfg->handshake_timeout_ms;
     c->lp_in.idle_timeout_ms =
         cfg->fail_timeout_ms * 3 > 5000 ? cfg->fail_timeout_ms * 3 : 5000;
 
@@ -1190,6 +1291,8 @@ void cluster_leave(struct cluster *c)
         return;
     bool was_member = c->cluster_id != 0;
     c->state = CLUSTER_LEAVING;
+    if (c->join != NULL)
+        cluster_conn_close(c->join); /* no welcome may revive us now */
     uv_timer_stop(&c->hb_timer);
     uv_timer_stop(&c->tick_timer);
     uv_timer_stop(&c->scan_timer);

@@ -24,6 +24,8 @@ struct cluster_hooks {
     void (*on_event)(void *ctx, struct json_object *event);
     /* The goodbye of cluster_leave() has been sent (or timed out). */
     void (*on_left)(void *ctx);
+    /* Our incarnation was raised (keep it across restarts). */
+    void (*on_incarnation)(void *ctx, uint64_t incarnation);
     void *ctx;
 };
 

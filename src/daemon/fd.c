@@ -38,6 +38,7 @@ void fd_init(struct fd_state *st, monotime_t now)
 
 void fd_heard(struct fd_state *st, monotime_t now)
 {
+    st->heard = true;
     if (now > st->last_heard)
         st->last_heard = now;
 }
@@ -89,7 +90,7 @@ bool fd_should_probe(const struct fd_config *cfg, struct fd_state *st,
 
 long long fd_heard_ago(const struct fd_state *st, monotime_t now)
 {
-    if (st->last_heard == 0)
+    if (!st->heard)
         return -1;
     return (long long)fd_age(st->last_heard, now);
 }

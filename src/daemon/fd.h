@@ -38,6 +38,7 @@ struct fd_state {
     monotime_t last_heard; /* last frame received from it, directly */
     monotime_t vouched_at; /* latest time another member heard it */
     monotime_t probe_at;   /* when we last asked others about it */
+    bool heard;            /* a frame from it ever arrived (not just added) */
     bool left;
 };
 
@@ -62,7 +63,8 @@ enum member_status fd_status(const struct fd_config *cfg,
 bool fd_should_probe(const struct fd_config *cfg, struct fd_state *st,
                      monotime_t now);
 
-/* How long ago we heard it directly, for answering probes; -1 if never. */
+/* How long ago we heard it directly, for answering probes; -1 if never
+ * (a member we only know from a member list, not from itself). */
 long long fd_heard_ago(const struct fd_state *st, monotime_t now);
 
 #endif

@@ -159,16 +159,28 @@ int identity_load(struct identity *id, const char *data_dir, char *err,
         unsigned long long v = strtoull(buf, &end, 10);
         if (errno == 0 && *end == '\0' && end != buf)
             inc = v;
+        else
+            log_error("incarnation_corrupt",
+                      "path=%s/incarnation action=restart_from_1 "
+                      "note=\"the cluster tells us a higher one on join\"",
+                      data_dir);
     }
-    id->incarnation = inc + 1;
-    snprintf(buf, sizeof(buf), "%" PRIu64 "\n", id->incarnation);
-    if ((rc = identity_write(data_dir, "incarnation", buf)) < 0) {
+    if ((rc = identity_save_incarnation(id, data_dir, inc + 1)) < 0) {
         snprintf(err, errlen, "data_dir: cannot write %s/incarnation: %s",
                  data_dir, strerror(-rc));
         identity_close(id);
         return rc;
     }
     return 0;
+}
+
+int identity_save_incarnation(struct identity *id, const char *data_dir,
+                              uint64_t incarnation)
+{
+    char buf[32];
+    id->incarnation = incarnation;
+    snprintf(buf, sizeof(buf), "%" PRIu64 "\n", incarnation);
+    return identity_write(data_dir, "incarnation", buf);
 }
 
 void identity_close(struct identity *id)

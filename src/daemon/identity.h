@@ -23,6 +23,11 @@ struct identity {
 int identity_load(struct identity *id, const char *data_dir, char *err,
                   size_t errlen);
 
+/* Stores a new incarnation (raised at run time) in data_dir. Returns 0 or a
+ * negative errno. */
+int identity_save_incarnation(struct identity *id, const char *data_dir,
+                              uint64_t incarnation);
+
 /* Releases the lock. */
 void identity_close(struct identity *id);
 

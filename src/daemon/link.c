@@ -131,30 +131,10 @@ static void link_teardown(struct link *l)
     uv_close((uv_handle_t *)&l->tcp, link_on_handle_closed);
 }
 
-static void link_on_shutdown(uv_shutdown_t *req, int status)
+void link_close(struct link *l)
 {
-    struct link *l = req->data;
-    free(req);
-    uv_close((uv_handle_t *)&l->tcp, link_on_handle_closed);
-}
-
-void link_close(struct link *l, bool flush)
-{
-    if (l == NULL || l->closing)
-        return;
-    if (flush && l->connected) {
-        uv_shutdown_t *req = xmalloc(sizeof(*req));
-        req->data = l;
-        l->closing = true;
-        link_pending_remove(l);
-        uv_close((uv_handle_t *)&l->timer, link_on_handle_closed);
-        if (uv_shutdown(req, (uv_stream_t *)&l->tcp, link_on_shutdown) == 0)
-            return;
-        free(req);
-        uv_close((uv_handle_t *)&l->tcp, link_on_handle_closed);
-        return;
-    }
-    link_teardown(l);
+    if (l != NULL)
+        link_teardown(l);
 }
 
 static void link_fail(struct link *l, int err)

@@ -72,9 +72,8 @@ int link_connect(uv_loop_t *loop, struct link_params *params,
                  const struct link_ops *ops, uint32_t addr, uint16_t port,
                  void *data, struct link **out);
 
-/* Closes the link without calling on_close; pending writes are dropped
- * unless flush is true (then the socket is shut down after them). */
-void link_close(struct link *l, bool flush);
+/* Closes the link without calling on_close; pending writes are dropped. */
+void link_close(struct link *l);
 
 /* Queues one frame. Returns 0, BT_ETOOBIG, or BT_ECLOSED when the link is
  * closing or not yet authenticated (HELLO/AUTH are sent by the module). */

@@ -56,6 +56,15 @@ static void daemon_on_left(void *ctx)
     uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
+static void daemon_on_incarnation(void *ctx, uint64_t incarnation)
+{
+    struct daemon *d = ctx;
+    int rc = identity_save_incarnation(&d->id, d->cfg.data_dir, incarnation);
+    if (rc < 0)
+        log_error("incarnation_save_failed", "data_dir=%s error=\"%s\"",
+                  d->cfg.data_dir, strerror(-rc));
+}
+
 static void daemon_on_signal(uv_signal_t *h, int signum)
 {
     struct daemon *d = h->data;
@@ -175,7 +184,8 @@ int main(int argc, char **argv)
                              "reach listener_port can join\"");
 
     d.loop = uv_default_loop();
-    struct cluster_hooks hooks = {daemon_on_event, daemon_on_left, &d};
+    struct cluster_hooks hooks = {daemon_on_event, daemon_on_left,
+                                  daemon_on_incarnation, &d};
     cluster_new(d.loop, &d.cfg, d.id.node_id, d.id.incarnation,
                 d.cfg.bind_address, &hooks, &d.cluster);
     /* The control socket first: a second daemon on the same socket is

@@ -102,7 +102,7 @@ static void scan_on_frame(struct link *l, unsigned type, const uint8_t *payload,
         s->found[s->nfound++] = b;
     }
     json_object_put(o);
-    link_close(l, false);
+    link_close(l);
     scan_probe_end(p);
 }
 
@@ -183,7 +183,7 @@ void scan_cancel(struct scan *s)
     while (s->probes != NULL) {
         struct scan_probe *p = s->probes;
         s->probes = p->next;
-        link_close(p->link, false);
+        link_close(p->link);
         free(p);
     }
     uv_close((uv_handle_t *)&s->idle, scan_on_idle_closed);
