@@ -85,6 +85,8 @@ struct cluster {
     struct link_params lp_in;   /* inbound links: idle timeout */
     struct link_params lp_scan; /* discovery probes: beacon deadline */
     struct link_noted noted[LINK_NOTED_MAX]; /* complaints, per source */
+    uint64_t digest;                         /* cluster_digest() cache ... */
+    bool digest_valid; /* ... cleared when members or statuses change */
     struct link_listener *listener;
     struct conn inbound; /* data of inbound links before authentication */
     struct conn *conns;
@@ -211,6 +213,7 @@ static void cluster_member_set_status(struct cluster *c, struct member *m,
     if (from == to)
         return;
     m->info.status = to;
+    c->digest_valid = false;
     m->last_change_wall = walltime_ms();
     m->last_change = monotime_now();
     cluster_member_event(c, m, "member_state", member_status_str(from),
@@ -254,6 +257,7 @@ static struct member *cluster_add_member(struct cluster *c,
         c->members = xrealloc(c->members, c->capmembers * sizeof(*c->members));
     }
     c->members[c->nmembers++] = m;
+    c->digest_valid = false;
     if (c->nmembers > 1)
         cluster_member_event(c, m, "member_added", "none", "alive", "joined");
     return m;
@@ -283,6 +287,7 @@ static void cluster_remove_member(struct cluster *c, size_t i)
     if (m->out != NULL)
         cluster_conn_close(m->out);
     c->members[i] = c->members[--c->nmembers];
+    c->digest_valid = false;
     free(m);
 }
 
@@ -299,16 +304,21 @@ static struct json_object *cluster_member_list(const struct cluster *c,
     return arr;
 }
 
-static uint64_t cluster_digest(const struct cluster *c)
+/* The digest of the live member set; recomputed only after the set or a
+ * status changed (it is read for every heartbeat sent and received). */
+static uint64_t cluster_digest(struct cluster *c)
 {
+    if (c->digest_valid)
+        return c->digest;
     uint64_t *ids = xmalloc(c->nmembers * sizeof(*ids));
     size_t n = 0;
     for (size_t i = 0; i < c->nmembers; i++)
         if (cluster_live(c->members[i]))
             ids[n++] = c->members[i]->info.id;
-    uint64_t d = msg_digest(ids, n);
+    c->digest = msg_digest(ids, n);
+    c->digest_valid = true;
     free(ids);
-    return d;
+    return c->digest;
 }
 
 static struct beacon cluster_my_beacon(const struct cluster *c)
@@ -480,13 +490,19 @@ static void cluster_send_beacon(struct cluster *c, struct link *l)
 
 /* A heartbeat is our member record plus the cluster id and a digest of
  * the member set (docs/protocol.md). */
-static void cluster_send_heartbeat(struct cluster *c, struct link *l)
+static struct json_object *cluster_heartbeat(struct cluster *c)
 {
     struct json_object *o = msg_member_encode(&cluster_self(c)->info);
     msg_add_id(o, "cluster_id", c->cluster_id);
     msg_add_id(o, "digest", cluster_digest(c) | 1);
     json_object_object_add(o, "members",
                            json_object_new_int64(cluster_alive_count(c)));
+    return o;
+}
+
+static void cluster_send_heartbeat(struct cluster *c, struct link *l)
+{
+    struct json_object *o = cluster_heartbeat(c);
     link_send_json(l, WIRE_HEARTBEAT, o);
     json_object_put(o);
 }
@@ -992,6 +1008,11 @@ static void cluster_on_hb_timer(uv_timer_t *t)
     monotime_t now = monotime_now();
     if (c->state == CLUSTER_LEAVING || c->cluster_id == 0)
         return;
+    /* One heartbeat, serialized once, sent to every member. */
+    struct json_object *hb = cluster_heartbeat(c);
+    size_t len = 0;
+    const char *bytes =
+        json_object_to_json_string_length(hb, JSON_C_TO_STRING_PLAIN, &len);
     for (size_t i = 1; i < c->nmembers; i++) {
         struct member *m = c->members[i];
         if (m->info.status == MEMBER_LEFT)
@@ -1002,8 +1023,9 @@ static void cluster_on_hb_timer(uv_timer_t *t)
             continue;
         }
         if (m->out->link != NULL && link_ready(m->out->link))
-            cluster_send_heartbeat(c, m->out->link);
+            link_send(m->out->link, WIRE_HEARTBEAT, bytes, len);
     }
+    json_object_put(hb);
 }
 
 static void cluster_probe(struct cluster *c, struct member *target)
