@@ -1164,6 +1164,7 @@ static void cluster_on_scan_timer(uv_timer_t *t)
         .port = c->cfg->listener_port,
         .concurrency = c->cfg->scan_concurrency,
         .cluster_name = c->cfg->cluster_name,
+        .stop_on_cluster = c->state == CLUSTER_SEEKING,
     };
     if (c->state == CLUSTER_SEEKING)
         c->pass++;
@@ -1251,6 +1252,13 @@ int cluster_new(uv_loop_t *loop, const struct config *cfg, uint64_t node_id,
     c->lp_in = c->lp_out;
     c->lp_scan = c->lp_out; /* a probe must get its beacon in time */
     c->lp_scan.idle_timeout_ms = cfg->handshake_timeout_ms;
+    /* Members and join targets are known to exist: give their connects
+     * the handshake's patience, so one lost SYN does not fail them. */
+    c->lp_out.connect_timeout_ms =
+        cfg->handshake_timeout_ms > cfg->connect_timeout_ms
+            ? cfg->handshake_timeout_ms
+            : cfg->connect_timeout_ms;
+    c->lp_in.connect_timeout_ms = c->lp_out.connect_timeout_ms;
     c->lp_in.idle_timeout_ms =
         cfg->fail_timeout_ms * 3 > 5000 ? cfg->fail_timeout_ms * 3 : 5000;
 

@@ -30,23 +30,6 @@ size_t discovery_seekers(const struct beacon *beacons, size_t n, uint64_t *out)
     return k;
 }
 
-/* The seekers of this pass are exactly those of the previous one (ids in
- * one pass are distinct, so equal counts and inclusion make equal sets). */
-static bool discovery_stable(const struct beacon *beacons, size_t n,
-                             const uint64_t *prev, size_t nprev)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!(beacons[i].seeking || beacons[i].cluster_id == 0))
-            continue;
-        k++;
-        if (nprev == 0 || bsearch(&beacons[i].id, prev, nprev, sizeof(*prev),
-                                  discovery_cmp_id) == NULL)
-            return false;
-    }
-    return k == nprev;
-}
-
 struct discovery_decision discovery_decide(const struct beacon *beacons,
                                            size_t n, uint64_t my_id,
                                            unsigned pass, unsigned max_passes,
@@ -71,25 +54,29 @@ struct discovery_decision discovery_decide(const struct beacon *beacons,
             lowest = false;
         }
     }
+    /* A seeker seen on the previous pass still counts: one lost SYN must
+     * not make a higher node believe it is the lowest. */
+    for (size_t i = 0; i < nprev; i++)
+        if (prev_seekers[i] < my_id)
+            lowest = false;
     if (have_cluster) {
         d.verdict = DISCOVERY_JOIN;
         d.index = best;
         d.reason = "found a cluster";
         return d;
     }
-    if (n > 0) {
-        if (lowest && discovery_stable(beacons, n, prev_seekers, nprev)) {
+    if (n > 0 || nprev > 0) {
+        if (lowest && pass >= 2) {
             d.verdict = DISCOVERY_FOUND;
             d.reason = "lowest id among seekers";
-        } else if (lowest && pass < 2 * max_passes) {
-            d.reason = "lowest id; waiting for the same seekers twice";
         } else if (pass >= 2 * max_passes) {
             /* The lowest seeker has not founded in all this time (it may
              * not see us); found anyway, the watching rescan merges. */
             d.verdict = DISCOVERY_FOUND;
             d.reason = "seekers never formed a cluster";
         } else {
-            d.reason = "waiting for the lowest seeker to found";
+            d.reason = lowest ? "lowest id; looking once more"
+                              : "waiting for the lowest seeker to found";
         }
         return d;
     }

@@ -4,10 +4,11 @@
  *
  *   a cluster answered          -> join the largest (ties: lowest id)
  *   only seekers answered       -> the lowest node id founds the cluster
- *                                  once two passes in a row saw the same
- *                                  seekers (a node still starting up may
- *                                  be missing from one pass); the others
- *                                  look again next pass
+ *                                  from its second pass on, counting the
+ *                                  seekers of this pass and the previous
+ *                                  one (a node still starting up, or a
+ *                                  lost SYN, hides a node for one pass);
+ *                                  the others look again next pass
  *   nobody, scan_passes done    -> standalone (a cluster of one)
  * Members keep rescanning ("watching"); when they see another cluster of
  * the same name, the smaller one (ties: higher cluster id) merges into the

@@ -69,6 +69,21 @@ static void scan_probe_end(struct scan_probe *p)
     scan_fill(s);
 }
 
+/* Ends the pass now: drops the probes in flight and the hosts not yet
+ * probed; done() runs from the idle handle as usual. */
+static void scan_finish_early(struct scan *s)
+{
+    while (s->probes != NULL) {
+        struct scan_probe *p = s->probes;
+        s->probes = p->next;
+        link_close(p->link);
+        free(p);
+    }
+    s->inflight = 0;
+    s->next = s->nhosts;
+    uv_idle_start(&s->idle, scan_on_idle);
+}
+
 static void scan_on_ready(struct link *l)
 {
     struct scan_probe *p = link_data(l);
@@ -87,6 +102,7 @@ static void scan_on_frame(struct link *l, unsigned type, const uint8_t *payload,
     struct json_object *o = msg_parse(payload, len);
     struct beacon b;
     char cname[64];
+    bool member = false;
     if (o == NULL || msg_beacon_decode(o, &b, cname, sizeof(cname)) < 0) {
         link_note(s->lp, p->addr, LINK_NOTE_PROTO, "protocol_error",
                   "reason=bad_beacon");
@@ -100,10 +116,13 @@ static void scan_on_frame(struct link *l, unsigned type, const uint8_t *payload,
             s->found = xrealloc(s->found, s->capfound * sizeof(*s->found));
         }
         s->found[s->nfound++] = b;
+        member = !b.seeking && b.cluster_id != 0;
     }
     json_object_put(o);
     link_close(l);
     scan_probe_end(p);
+    if (member && s->sp.stop_on_cluster && !s->finished && !s->cancelled)
+        scan_finish_early(s);
 }
 
 static void scan_on_close(struct link *l, int err)

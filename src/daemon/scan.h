@@ -7,6 +7,7 @@
 #ifndef BT_SCAN_H
 #define BT_SCAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,8 @@ struct scan_params {
     unsigned concurrency;
     unsigned skip_low, skip_high;
     const char *cluster_name; /* beacons of other clusters are dropped */
+    bool stop_on_cluster;     /* end the pass at the first cluster member
+                                 that answers (a seeker only needs one) */
 };
 
 /* Called once when the pass ends: beacons in scan order (valid during the
