@@ -21,7 +21,7 @@ FAIL_MS = 1200
 # heartbeat interval before the kill. Scheduling slack on a loaded 2-core
 # CI machine (and sanitizers) on top.
 SLACK_S = 1.0 if sanitized_build() else 0.5
-BOUND_S = (FAIL_MS + 50 + HEARTBEAT_MS) / 1000.0 + SLACK_S
+BOUND_S = (FAIL_MS + HEARTBEAT_MS / 2 + HEARTBEAT_MS) / 1000.0 + SLACK_S
 STEADY_S = float(os.environ.get("BT_STEADY_S", "60"))
 
 
