@@ -12,7 +12,6 @@ is SIGKILLed.
 """
 
 import atexit
-import ctypes
 import datetime
 import json
 import os
@@ -32,21 +31,18 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+
+# Locating the binaries, log parsing, port checks and the children's
+# parent-death signal are the cluster-test harness's; share them.
+sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
+from btcluster import (_child_setup, binary, build_dir,  # noqa: E402
+                       port_free)
+from btcluster import parse_log_line as _parse_kv  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TERM_GRACE_S = 3.0
 
 
 # --- binaries ----------------------------------------------------------------
-
-
-def build_dir():
-    """The build tree holding src/beethovend: $BT_BUILD_DIR, else repo/build."""
-    return os.path.abspath(os.environ.get("BT_BUILD_DIR") or
-                           os.path.join(REPO, "build"))
-
-
-def binary(name):
-    return os.path.join(build_dir(), "src", name)
 
 
 def have_binary(name):
@@ -111,7 +107,7 @@ def install_signal_handlers():
         signal.signal(s, _on_signal)
 
 
-# --- small utilities -----------------------------------------------------------
+# --- small utilities ---------------------------------------------------------
 
 
 def command_line():
@@ -146,24 +142,15 @@ def parse_ts(ts):
     return d.timestamp() + float("0." + frac) + half
 
 
-_KV = re.compile(r'([A-Za-z_][A-Za-z0-9_.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
-
-
 def parse_log_line(line):
-    """'ts=... level=info event=x k=v k="v w"' -> dict, or None."""
-    if not line.startswith("ts="):
+    """btcluster's parser plus "_t", the ts as epoch seconds; or None."""
+    out = _parse_kv(line)
+    if out is None:
         return None
-    out = {}
-    for m in _KV.finditer(line):
-        k, v = m.group(1), m.group(2)
-        if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
-            v = re.sub(r'\\(.)', r'\1', v[1:-1])
-        out[k] = v
     try:
         out["_t"] = parse_ts(out["ts"])
     except (KeyError, ValueError):
         return None
-    out["_line"] = line
     return out
 
 
@@ -181,19 +168,7 @@ def member_event(e):
     return None
 
 
-def port_free(addr, port):
-    s = socket.socket()
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((addr, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-# --- statistics and tables ---------------------------------------------------------
+# --- statistics and tables ---------------------------------------------------
 
 
 def pct(values, p):
@@ -212,6 +187,13 @@ def summary(values):
     return {"n": len(values), "min": min(values),
             "median": statistics.median(values), "p95": pct(values, 95),
             "max": max(values), "mean": statistics.fmean(values)}
+
+
+def f0(x):
+    """x rounded to a whole number for a table ("-0" shown as "0": the
+    daemons' clocks have 1 ms steps, so tiny negatives are rounding)."""
+    t = "%.0f" % x
+    return "0" if t == "-0" else t
 
 
 def table(headers, rows, out=None):
@@ -291,7 +273,7 @@ def write_json(path, data):
         print("results written to %s" % path)
 
 
-# --- /proc sampling ---------------------------------------------------------------
+# --- /proc sampling ----------------------------------------------------------
 
 
 def proc_rss_kib(pid):
@@ -301,6 +283,19 @@ def proc_rss_kib(pid):
 
 def proc_hwm_kib(pid):
     return _proc_status_field(pid, "VmHWM")
+
+
+def proc_pss_kib(pid):
+    """Pss of pid from /proc/PID/smaps_rollup (shared pages split among
+    the processes mapping them), or None."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _proc_status_field(pid, key):
@@ -351,12 +346,13 @@ def sample_idle(pids, seconds, interval=1.0):
             cpu = 100.0 * (c1 - c0[p]) / (t1 - t0)
         out[p] = {"rss_kib": proc_rss_kib(p), "rss_max_kib": rss_max[p],
                   "hwm_kib": proc_hwm_kib(p), "cpu_pct": cpu,
+                  "pss_kib": proc_pss_kib(p),
                   "anon_kib": _proc_status_field(p, "RssAnon"),
                   "file_kib": _proc_status_field(p, "RssFile")}
     return out
 
 
-# --- network namespaces ------------------------------------------------------------
+# --- network namespaces ------------------------------------------------------
 
 
 def netns_add(name):
@@ -376,19 +372,7 @@ def netns_run(ns, cmd, check=True):
     return run(["ip", "netns", "exec", ns] + cmd, check=check)
 
 
-# --- daemons -------------------------------------------------------------------------
-
-_PR_SET_PDEATHSIG = 1
-try:
-    _libc = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover
-    _libc = None
-
-
-def _child_setup():
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
+# --- daemons -----------------------------------------------------------------
 
 def spawn(cmd, env=None, stdout=None, stderr=None, cwd=None, register=True):
     """Popen with PDEATHSIG, its own session, stdin from /dev/null. When
