@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # keep tests/bench free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 
@@ -144,7 +145,7 @@ def loopback_mode(args, machine):
                                   "suspect_ms": sus, "rejoin_ms": rej,
                                   "failed_reps": failed})
         return 0 if failed == 0 and results else 1
-    except BaseException:
+    except Exception:  # a bug or a daemon gone wrong: show logs
         c.dump_tails()
         raise
     finally:
@@ -152,7 +153,7 @@ def loopback_mode(args, machine):
             s.close()
 
 
-# --- soak -------------------------------------------------------------------------
+# --- soak --------------------------------------------------------------------
 
 
 def setup_soak_network(n, loss, method):
@@ -231,9 +232,60 @@ def nft_counts(n):
     return dropped, passed
 
 
+def formations(args, n):
+    """Starts and stops the five soak daemons --formations times; returns
+    rows [rep, seconds to one cluster, clusters founded, joins failed]."""
+    rows = []
+    for rep in range(1, args.formations + 1):
+        c = bl.Cluster("form", args.soak_port, "198.18.1.0", 29,
+                       keep=args.keep)
+        daemons = [c.add("s%d" % i, "198.18.1.%d" % i, netns=SOAK_NODE % i)
+                   for i in range(1, n + 1)]
+        for d in daemons:
+            d.start()
+        t0 = min(d.t_spawn for d in daemons)
+        try:
+            took = c.wait_formed(60) + (daemons[-1].t_spawn - t0)
+        except RuntimeError:
+            took = None
+        founded = sum(1 for d in daemons for e in d.find_all(
+            lambda e: e.get("event") == "cluster_state"
+            and e.get("change") == "founded"))
+        jfail = sum(1 for d in daemons for e in d.find_all(
+            lambda e: e.get("event") == "join_failed"))
+        c.stop_all()
+        rows.append([rep, "TIMEOUT" if took is None else "%.2f" % took,
+                     founded, jfail])
+        print("  formation %d: %s s, clusters founded %d, joins failed %d"
+              % tuple(rows[-1]), flush=True)
+    return rows
+
+
 def soak_mode(args, machine):
     n = 5
     method = setup_soak_network(n, args.loss, args.loss_method)
+    if args.formations:
+        print("cluster formation under %g%% loss (%s), %d times:"
+              % (args.loss, method, args.formations))
+        rows = formations(args, n)
+        times = [float(r[1]) for r in rows if r[1] != "TIMEOUT"]
+        st = bl.summary(times)
+        print()
+        bl.table(["rep", "to_one_cluster_s", "clusters_founded",
+                  "joins_failed"], rows)
+        if st["n"]:
+            print("\nformation: median %.2f s, max %.2f s; runs where more "
+                  "than one cluster was founded (islands merged later by "
+                  "the watching rescan): %d of %d"
+                  % (st["median"], st["max"],
+                     sum(1 for r in rows if r[2] > 1), len(rows)))
+        if args.soak <= 0:
+            bl.write_json(args.json, {"machine": machine,
+                                      "command": bl.command_line(),
+                                      "formations": rows,
+                                      "formation_s": st})
+            return 0
+        print()
     c = bl.Cluster("soak", args.soak_port, "198.18.1.0", 29, keep=args.keep)
     daemons = [c.add("s%d" % i, "198.18.1.%d" % i, netns=SOAK_NODE % i)
                for i in range(1, n + 1)]
@@ -314,7 +366,7 @@ def soak_mode(args, machine):
                                               e["to"], e["reason"])
                         for nm, e in changes][:200]})
         return 0 if not failures and not dead else 1
-    except BaseException:
+    except Exception:  # a bug or a daemon gone wrong: show logs
         c.dump_tails()
         raise
 
@@ -335,6 +387,9 @@ def main():
     ap.add_argument("--loss-method", choices=("auto", "netem", "nft"),
                     default="auto")
     ap.add_argument("--soak-port", type=int, default=3430)
+    ap.add_argument("--formations", type=int, default=0, metavar="N",
+                    help="soak: first form the cluster N times under the "
+                    "same loss and time it (with --soak 0: only that)")
     ap.add_argument("--json", metavar="PATH", help="also write results here")
     ap.add_argument("--keep", action="store_true", help="keep the logs")
     args = ap.parse_args()
@@ -343,7 +398,7 @@ def main():
     bl.install_signal_handlers()
     if args.source == "events" and not bl.have_binary("beethovenctl"):
         sys.exit("bench_failure: --source events needs beethovenctl")
-    if args.soak:
+    if args.soak is not None:
         if os.geteuid() != 0:
             sys.exit("bench_failure: soak mode needs root (namespaces)")
         machine = bl.print_header(
@@ -354,4 +409,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("%s: interrupted; daemons and namespaces cleaned up"
+                 % os.path.basename(sys.argv[0]))

@@ -3,7 +3,8 @@
 """Footprint benchmark: resident memory and CPU use of idle members of a
 five-node cluster on 127.0.0.1-5 (default timings, watching rescans on).
 After the cluster forms and settles, every daemon is sampled for --seconds:
-VmRSS from /proc/PID/status once a second (last and peak), VmHWM, and CPU
+VmRSS from /proc/PID/status once a second (last and peak), VmHWM, the
+split into RssAnon / RssFile, Pss from /proc/PID/smaps_rollup, and CPU
 as (utime + stime) over the window from /proc/PID/stat, in % of one core.
 """
 
@@ -12,6 +13,7 @@ import os
 import sys
 import time
 
+sys.dont_write_bytecode = True  # keep tests/bench free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 
@@ -23,6 +25,7 @@ def footprint_rows(daemons, samples):
         rows.append([d.name, d.pid, "%.2f" % (s["rss_kib"] / 1024.0),
                      "%.2f" % (s["rss_max_kib"] / 1024.0),
                      "%.2f" % (s["hwm_kib"] / 1024.0),
+                     "%.2f" % ((s["pss_kib"] or 0) / 1024.0),
                      "%.2f" % ((s["anon_kib"] or 0) / 1024.0),
                      "%.2f" % ((s["file_kib"] or 0) / 1024.0),
                      "%.3f" % s["cpu_pct"]])
@@ -62,7 +65,7 @@ def main():
         print()
         rows = footprint_rows(daemons, samples)
         bl.table(["node", "pid", "rss_mib", "rss_peak_mib", "vmhwm_mib",
-                  "anon_mib", "file_mib", "cpu_pct_1core"], rows)
+                  "pss_mib", "anon_mib", "file_mib", "cpu_pct_1core"], rows)
         rss = max(samples[d.pid]["rss_max_kib"] for d in daemons) / 1024.0
         cpu = max(samples[d.pid]["cpu_pct"] for d in daemons)
         print("\nworst node: RSS %.2f MiB (target <= %.1f: %s), CPU %.3f %% "
@@ -78,10 +81,14 @@ def main():
                                   "rows": rows, "worst_rss_mib": rss,
                                   "worst_cpu_pct": cpu})
         return 0 if not dead else 1
-    except BaseException:
+    except Exception:  # a bug or a daemon gone wrong: show logs
         c.dump_tails()
         raise
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("%s: interrupted; daemons and namespaces cleaned up"
+                 % os.path.basename(sys.argv[0]))

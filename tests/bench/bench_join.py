@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+sys.dont_write_bytecode = True  # keep tests/bench free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 
@@ -125,9 +126,9 @@ def main():
                          ("spawn -> new node ready (ms)", sr),
                          ("SIGTERM -> left at every member (ms)", sl)):
             if s["n"]:
-                out.append([label, s["n"], "%.0f" % s["min"],
-                            "%.0f" % s["median"], "%.0f" % s["p95"],
-                            "%.0f" % s["max"]])
+                out.append([label, s["n"], bl.f0(s["min"]),
+                            bl.f0(s["median"]), bl.f0(s["p95"]),
+                            bl.f0(s["max"])])
         bl.table(["figure", "n", "min", "median", "p95", "max"], out)
         if sj["n"]:
             verdict = "MET" if sj["max"] < args.target_ms else (
@@ -141,7 +142,7 @@ def main():
                                   bl.command_line(), "rows": rows,
                                   "join_ms": sj, "ready_ms": sr,
                                   "leave_ms": sl, "failed_reps": failed})
-    except BaseException:
+    except Exception:  # a bug or a daemon gone wrong: show logs
         c.dump_tails()
         raise
     finally:
@@ -151,4 +152,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("%s: interrupted; daemons and namespaces cleaned up"
+                 % os.path.basename(sys.argv[0]))

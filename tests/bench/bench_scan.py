@@ -20,6 +20,7 @@ import os
 import sys
 import time
 
+sys.dont_write_bytecode = True  # keep tests/bench free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 
@@ -151,11 +152,15 @@ def main():
                                   bl.command_line(), "rows": rows,
                                   "pass_s": sp, "ready_s": sj,
                                   "hosts": hosts, "failed_runs": failed})
-    except BaseException:
+    except Exception:  # a bug or a daemon gone wrong: show logs
         c.dump_tails()
         raise
     return 0 if failed == 0 and passes else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("%s: interrupted; daemons and namespaces cleaned up"
+                 % os.path.basename(sys.argv[0]))

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 
+sys.dont_write_bytecode = True  # keep tests/bench free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_failure  # noqa: E402
 import benchlib as bl  # noqa: E402
@@ -66,8 +67,8 @@ class SerfAgent:
     def start(self, join=None):
         cmd = [self.serf, "agent", "-node=" + self.name, "-bind=" + self.bind,
                "-rpc-addr=" + self.rpc, "-profile=lan", "-log-level=info"]
-        if join:
-            cmd.append("-join=" + join)
+        for j in join or []:
+            cmd.append("-join=" + j)
         log = open(self.log_path, "ab")
         self.proc = bl.spawn(cmd, stdout=log, stderr=log)
         log.close()
@@ -108,18 +109,15 @@ class SerfAgent:
 def serf_wait_formed(agents, timeout=30):
     want = {a.name for a in agents}
     deadline = time.monotonic() + timeout
+    views = {}
     while time.monotonic() < deadline:
-        ok = True
-        for a in agents:
-            m = a.members()
-            alive = {n for n, s in (m or []) if s == "alive"}
-            if alive != want:
-                ok = False
-                break
-        if ok:
+        views = {a.name: a.members() for a in agents}
+        if all({n for n, s in (v or []) if s == "alive"} == want
+               for v in views.values()):
             return
         time.sleep(0.1)
-    raise RuntimeError("serf agents did not all see each other alive")
+    raise RuntimeError("serf agents did not all see each other alive "
+                       "within %.0f s: %s" % (timeout, views))
 
 
 def serf_failures(agents, reps, poll_ms):
@@ -156,7 +154,7 @@ def serf_failures(agents, reps, poll_ms):
             print("  serf rep %d: %s failed everywhere after %.0f ms"
                   % (rep + 1, victim.name, det), flush=True)
         t0 = time.monotonic()
-        victim.start(join=survivors[0].bind)
+        victim.start(join=[a.bind for a in survivors])
         serf_wait_formed(agents)
         print("  serf rep %d: %s rejoined in %.1f s" % (
             rep + 1, victim.name, time.monotonic() - t0), flush=True)
@@ -202,8 +200,8 @@ def main():
             args.port, args.port + 1, ", ".join(busy)))
 
     agents[0].start()
-    for a in agents[1:]:
-        a.start(join=agents[0].bind)
+    for i, a in enumerate(agents[1:], 1):
+        a.start(join=[b.bind for b in agents[:i]])
     serf_wait_formed(agents)
     print("serf: 5 agents formed; %d kill -9 repetitions" % args.reps,
           flush=True)
@@ -233,7 +231,7 @@ def main():
             print("beethoven: sampling idle footprint for %.0f s"
                   % args.seconds, flush=True)
             bt_idle = bl.sample_idle([d.pid for d in daemons], args.seconds)
-        except BaseException:
+        except Exception:  # a bug or a daemon gone wrong: show logs
             c.dump_tails()
             raise
         c.stop_all()
@@ -280,4 +278,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("%s: interrupted; daemons and namespaces cleaned up"
+                 % os.path.basename(sys.argv[0]))
