@@ -642,12 +642,17 @@ static void vec_remove(void *base, size_t *n, size_t elem, size_t pos)
     (*n)--;
 }
 
-static bool role_find(const struct table *t, const char *name, size_t *pos)
+/* Binary search over n sorted elements of size bytes: true and the index
+ * when cmp finds key, else false and the index where it would go. */
+typedef int (*table_cmp_fn)(const void *elem, const void *key);
+
+static bool table_search(const void *base, size_t n, size_t size,
+                         table_cmp_fn cmp, const void *key, size_t *pos)
 {
-    size_t lo = 0, hi = t->n_roles;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(t->roles[mid].def.name, name);
+        int c = cmp((const char *)base + mid * size, key);
         if (c == 0) {
             *pos = mid;
             return true;
@@ -659,81 +664,68 @@ static bool role_find(const struct table *t, const char *name, size_t *pos)
     }
     *pos = lo;
     return false;
+}
+
+static int table_cmp_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? -1 : a > b;
+}
+
+static int role_cmp(const void *e, const void *key)
+{
+    return strcmp(((const struct table_role *)e)->def.name, key);
+}
+
+static int node_cmp(const void *e, const void *key)
+{
+    return table_cmp_u64(((const struct table_node *)e)->id,
+                         *(const uint64_t *)key);
+}
+
+static int holder_cmp(const void *e, const void *key)
+{
+    return table_cmp_u64(((const struct table_holder *)e)->node,
+                         *(const uint64_t *)key);
+}
+
+static int kvt_cmp(const void *e, const void *key)
+{
+    return strcmp(((const struct table_kv_table *)e)->name, key);
+}
+
+static int kv_cmp(const void *e, const void *key)
+{
+    return strcmp(((const struct table_kv *)e)->key, key);
+}
+
+static bool role_find(const struct table *t, const char *name, size_t *pos)
+{
+    return table_search(t->roles, t->n_roles, sizeof(*t->roles), role_cmp, name,
+                        pos);
 }
 
 static bool node_find(const struct table *t, uint64_t id, size_t *pos)
 {
-    size_t lo = 0, hi = t->n_nodes;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->nodes[mid].id == id) {
-            *pos = mid;
-            return true;
-        }
-        if (t->nodes[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return false;
+    return table_search(t->nodes, t->n_nodes, sizeof(*t->nodes), node_cmp, &id,
+                        pos);
 }
 
 static bool holder_find(const struct table_role *r, uint64_t node, size_t *pos)
 {
-    size_t lo = 0, hi = r->n_holders;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (r->holders[mid].node == node) {
-            *pos = mid;
-            return true;
-        }
-        if (r->holders[mid].node < node)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return false;
+    return table_search(r->holders, r->n_holders, sizeof(*r->holders),
+                        holder_cmp, &node, pos);
 }
 
 static bool kvt_find(const struct table *t, const char *name, size_t *pos)
 {
-    size_t lo = 0, hi = t->n_kv;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(t->kv[mid].name, name);
-        if (c == 0) {
-            *pos = mid;
-            return true;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return false;
+    return table_search(t->kv, t->n_kv, sizeof(*t->kv), kvt_cmp, name, pos);
 }
 
 static bool kv_find(const struct table_kv_table *kt, const char *key,
                     size_t *pos)
 {
-    size_t lo = 0, hi = kt->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(kt->entries[mid].key, key);
-        if (c == 0) {
-            *pos = mid;
-            return true;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return false;
+    return table_search(kt->entries, kt->n, sizeof(*kt->entries), kv_cmp, key,
+                        pos);
 }
 
 static void role_free(struct table_role *r)
