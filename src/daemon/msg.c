@@ -233,14 +233,25 @@ static int msg_cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+uint64_t msg_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
 uint64_t msg_digest(uint64_t *ids, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = MSG_FNV_OFFSET;
     qsort(ids, n, sizeof(*ids), msg_cmp_u64);
-    for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < 8; b++) {
-            h ^= (ids[i] >> (8 * b)) & 0xff;
-            h *= 0x100000001b3ull;
-        }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t le[8]; /* each id least-significant byte first */
+        for (int b = 0; b < 8; b++)
+            le[b] = (uint8_t)(ids[i] >> (8 * b));
+        h = msg_fnv1a(h, le, sizeof(le));
+    }
     return h;
 }

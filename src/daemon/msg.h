@@ -59,6 +59,10 @@ struct msg_member {
 struct json_object *msg_member_encode(const struct msg_member *m);
 int msg_member_decode(struct json_object *o, struct msg_member *m);
 
+/* FNV-1a 64 of n bytes, continuing from h (start with MSG_FNV_OFFSET). */
+#define MSG_FNV_OFFSET 0xcbf29ce484222325ull
+uint64_t msg_fnv1a(uint64_t h, const void *p, size_t n);
+
 /* FNV-1a over the sorted ids: a cheap digest of a member set. ids is
  * sorted in place. */
 uint64_t msg_digest(uint64_t *ids, size_t n);

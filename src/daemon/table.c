@@ -1562,16 +1562,6 @@ static void w_str(struct wbuf *w, const char *s)
     w_bytes(w, s, n);
 }
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 static void put_le64(uint8_t *p, uint64_t v)
 {
     for (size_t i = 0; i < 8; i++)
@@ -1642,7 +1632,7 @@ int table_snapshot(const struct table *t, uint8_t **buf, size_t *len)
     }
     body = w.len - SNAP_HEADER;
     put_le64(w.p + 16, body);
-    w_u64(&w, fnv1a(w.p, w.len));
+    w_u64(&w, msg_fnv1a(MSG_FNV_OFFSET, w.p, w.len));
     padded = (w.len + 7) & ~(size_t)7;
     while (w.len < padded)
         w_u8(&w, 0);
@@ -1863,7 +1853,7 @@ int table_restore(struct table *t, const uint8_t *buf, size_t len)
         return BT_EPROTO;
     end = SNAP_HEADER + (size_t)body;
     if (((end + SNAP_TRAILER + 7) & ~(size_t)7) != len ||
-        get_le(buf + end, 8) != fnv1a(buf, end))
+        get_le(buf + end, 8) != msg_fnv1a(MSG_FNV_OFFSET, buf, end))
         return BT_EPROTO;
     for (size_t i = end + SNAP_TRAILER; i < len; i++)
         if (buf[i] != 0)

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "beethoven/error.h"
+#include "msg.h"
 #include "table.h"
 
 #define N1 0x00000000000000a1ull
@@ -1261,16 +1262,6 @@ static void test_table_snapshot_empty_table_round_trip(void **state)
     table_close(&b);
 }
 
-static uint64_t fnv(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 /* Recomputes the checksum after an edit, so restore reaches the content
  * checks. */
 static void reseal(uint8_t *s)
@@ -1278,7 +1269,7 @@ static void reseal(uint8_t *s)
     uint64_t body = 0, h;
     for (int i = 0; i < 8; i++)
         body |= (uint64_t)s[16 + i] << (8 * i);
-    h = fnv(s, 24 + body);
+    h = msg_fnv1a(MSG_FNV_OFFSET, s, 24 + body);
     for (int i = 0; i < 8; i++)
         s[24 + body + i] = (uint8_t)(h >> (8 * i));
 }
