@@ -17,6 +17,7 @@
 
 #include "beethoven/error.h"
 #include "cidr.h"
+#include "lease.h"
 
 #define CONFIG_ENV_PREFIX "BEETHOVEN_"
 #define CONFIG_FILE_MAX (1024 * 1024)      /* a config file is a few KiB */
@@ -128,10 +129,31 @@ static const struct config_keydef config_keydefs[] = {
     KEY(MEMBER_REAP_S, CT_UINT, CK_ZERO_OK, 60, 31536000, "86400",
         "0 (never) or 60..31536000",
         "Seconds after which failed or departed members are forgotten."),
+    KEY(RAFT_PORT, CT_UINT, CK_ZERO_OK, 1, 65535, "0",
+        "0 (listener_port + 1) or 1..65535, not listener_port",
+        "TCP port for Raft traffic, the same on every node."),
+    KEY(ELECTION_TIMEOUT_MS, CT_UINT, 0, 100, 60000, "500", "100..60000",
+        "Raft election timeout; the leader heartbeats at a tenth of it."),
+    KEY(LEASE_MS, CT_UINT, 0, 200, 600000, "1500",
+        "200..600000, more than 2 x election_timeout_ms",
+        "Out of touch with a Raft majority this long, a node stops its "
+        "roles."),
+    KEY(LEASE_MARGIN_MS, CT_UINT, 0, 1, 600000, "300",
+        "1..600000, at least (50 + fence_grace_ms + 100) x (1 + drift) + 1",
+        "The leader replaces a silent node's roles only lease_ms plus this "
+        "after it last heard it."),
+    KEY(FENCE_GRACE_MS, CT_UINT, CK_ZERO_OK, 1, 60000, "100",
+        "0..60000",
+        "Time between SIGTERM and SIGKILL when a node loses its lease."),
+    KEY(CLOCK_DRIFT_PPM, CT_UINT, CK_ZERO_OK, 1, LEASE_DRIFT_MAX_PPM, "1000",
+        "0..100000",
+        "Assumed bound on how much faster one node's clock runs than "
+        "another's, in parts per million."),
     KEY(ROLES, CT_ROLES, CK_OPTIONAL, 0, 0, "none",
-        "an empty array (role supervision is not in this build yet)",
+        "a JSON array of role objects with unique names (see "
+        "docs/configuration.md, Roles)",
         "Role definitions: [{\"name\", \"command\", \"args\", "
-        "\"instances\"}]."),
+        "\"instances\", \"env\", \"stop_timeout_ms\", \"restart\"}]."),
 };
 #undef KEY
 
@@ -514,6 +536,18 @@ static unsigned *config_uint_field(struct config *c, enum config_key k)
         return &c->reconnect_max_ms;
     case CONFIG_KEY_MEMBER_REAP_S:
         return &c->member_reap_s;
+    case CONFIG_KEY_RAFT_PORT:
+        return &c->raft_port;
+    case CONFIG_KEY_ELECTION_TIMEOUT_MS:
+        return &c->election_timeout_ms;
+    case CONFIG_KEY_LEASE_MS:
+        return &c->lease_ms;
+    case CONFIG_KEY_LEASE_MARGIN_MS:
+        return &c->lease_margin_ms;
+    case CONFIG_KEY_FENCE_GRACE_MS:
+        return &c->fence_grace_ms;
+    case CONFIG_KEY_CLOCK_DRIFT_PPM:
+        return &c->clock_drift_ppm;
     default:
         return NULL;
     }
@@ -591,30 +625,284 @@ static struct json_object *config_json_from_text(const char *text)
     return j;
 }
 
-static int config_apply_roles(const struct config_value *v, char *msg,
-                              size_t len)
+static void config_roles_free(struct config_role *roles, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct table_role_def *d = &roles[i].def;
+        for (size_t j = 0; j < d->n_args; j++)
+            free((char *)d->args[j]);
+        for (size_t j = 0; j < d->n_env; j++)
+            free((char *)d->env[j]);
+        free((char **)d->args);
+        free((char **)d->env);
+        free((char *)d->name);
+        free((char *)d->command);
+    }
+    free(roles);
+}
+
+void config_free(struct config *c)
+{
+    config_roles_free(c->roles, c->n_roles);
+    c->roles = NULL;
+    c->n_roles = 0;
+}
+
+uint16_t config_raft_port(const struct config *c)
+{
+    return c->raft_port != 0 ? (uint16_t)c->raft_port
+                             : (uint16_t)(c->listener_port + 1);
+}
+
+/* A JSON string, or "" with an error message naming where it is. */
+static int config_role_str(struct json_object *j, const char *where,
+                           const char **out, char *msg, size_t len)
+{
+    if (!json_object_is_type(j, json_type_string)) {
+        snprintf(msg, len, "roles: %s: a %s is not allowed (a string)", where,
+                 config_json_type_str(j));
+        return BT_EINVAL;
+    }
+    *out = json_object_get_string(j);
+    return 0;
+}
+
+/* A non-negative JSON integer in [lo, hi]. */
+static int config_role_uint(struct json_object *j, const char *where,
+                            uint64_t lo, uint64_t hi, uint32_t *out, char *msg,
+                            size_t len)
+{
+    int64_t v;
+
+    if (!json_object_is_type(j, json_type_int) ||
+        (v = json_object_get_int64(j)) < (int64_t)lo || (uint64_t)v > hi) {
+        char shown[64];
+        struct config_value cv = {.is_json = true, .json = j};
+        config_show(&cv, shown, sizeof(shown));
+        snprintf(msg, len, "roles: %s: %s is not allowed (an integer %llu..%llu)",
+                 where, shown, (unsigned long long)lo, (unsigned long long)hi);
+        return BT_EINVAL;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* "args": an array of strings, or "env": an array of "KEY=VALUE" strings
+ * or an object {"KEY": "VALUE"}. Fills a xmalloc'd array of xstrdup'd
+ * strings. */
+static int config_role_strv(struct json_object *j, const char *where,
+                            bool is_env, const char *const **outv,
+                            size_t *outn, char *msg, size_t len)
+{
+    size_t n, max = is_env ? TABLE_ENV_MAX : TABLE_ARGS_MAX;
+    char **v;
+
+    if (is_env && json_object_is_type(j, json_type_object)) {
+        n = (size_t)json_object_object_length(j);
+        if (n > max) {
+            snprintf(msg, len, "roles: %s: %zu entries are not allowed (at "
+                     "most %zu)", where, n, max);
+            return BT_EINVAL;
+        }
+        v = xcalloc(n + 1, sizeof(*v));
+        size_t i = 0;
+        json_object_object_foreach(j, key, val)
+        {
+            const char *s;
+            if (!json_object_is_type(val, json_type_string)) {
+                snprintf(msg, len, "roles: %s: %s: a %s is not allowed (a "
+                         "string)", where, key, config_json_type_str(val));
+                goto fail;
+            }
+            s = json_object_get_string(val);
+            size_t need = strlen(key) + 1 + strlen(s) + 1;
+            v[i] = xmalloc(need);
+            snprintf(v[i], need, "%s=%s", key, s);
+            i++;
+        }
+        *outv = (const char *const *)v;
+        *outn = n;
+        return 0;
+    }
+    if (!json_object_is_type(j, json_type_array)) {
+        snprintf(msg, len, "roles: %s: a %s is not allowed (%s)", where,
+                 config_json_type_str(j),
+                 is_env ? "an array of \"KEY=VALUE\" strings or an object"
+                        : "an array of strings");
+        return BT_EINVAL;
+    }
+    n = json_object_array_length(j);
+    if (n > max) {
+        snprintf(msg, len, "roles: %s: %zu entries are not allowed (at most "
+                 "%zu)", where, n, max);
+        return BT_EINVAL;
+    }
+    v = xcalloc(n + 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *e = json_object_array_get_idx(j, i);
+        char w[128];
+        const char *s;
+        snprintf(w, sizeof(w), "%s[%zu]", where, i);
+        if (config_role_str(e, w, &s, msg, len) != 0)
+            goto fail;
+        v[i] = xstrdup(s);
+    }
+    *outv = (const char *const *)v;
+    *outn = n;
+    return 0;
+fail:
+    for (size_t i = 0; v[i] != NULL; i++)
+        free(v[i]);
+    free(v);
+    return BT_EINVAL;
+}
+
+/* One role object into r (strings owned by r). On error r holds what was
+ * parsed so far, for config_roles_free. */
+static int config_role_parse(struct json_object *o, size_t idx,
+                             struct config_role *r, char *msg, size_t len)
+{
+    struct table_role_def *d = &r->def;
+    char where[TABLE_NAME_MAX + 96], vmsg[256];
+    struct json_object *name_j;
+    const char *s;
+    uint32_t u = 0;
+
+    table_role_def_init(d);
+    if (!json_object_is_type(o, json_type_object)) {
+        snprintf(msg, len, "roles: [%zu]: a %s is not allowed (a role object)",
+                 idx, config_json_type_str(o));
+        return BT_EINVAL;
+    }
+    if (!json_object_object_get_ex(o, "name", &name_j)) {
+        snprintf(msg, len, "roles: [%zu]: \"name\" is missing", idx);
+        return BT_EINVAL;
+    }
+    snprintf(where, sizeof(where), "[%zu].name", idx);
+    if (config_role_str(name_j, where, &s, msg, len) != 0)
+        return BT_EINVAL;
+    d->name = xstrdup(s);
+    /* From here on, messages name the role. */
+    {
+        char shown[96];
+        config_escape(shown, sizeof(shown), s, false);
+        snprintf(where, sizeof(where), "%s", shown);
+    }
+    if (!json_object_object_get_ex(o, "command", NULL)) {
+        snprintf(msg, len, "roles: %s: \"command\" is missing", where);
+        return BT_EINVAL;
+    }
+    json_object_object_foreach(o, key, val)
+    {
+        char w[sizeof(where) + 32];
+        snprintf(w, sizeof(w), "%s.%s", where, key);
+        if (strcmp(key, "name") == 0)
+            continue;
+        if (strcmp(key, "command") == 0) {
+            if (config_role_str(val, w, &s, msg, len) != 0)
+                return BT_EINVAL;
+            d->command = xstrdup(s);
+        } else if (strcmp(key, "args") == 0) {
+            if (config_role_strv(val, w, false, &d->args, &d->n_args, msg,
+                                 len) != 0)
+                return BT_EINVAL;
+        } else if (strcmp(key, "env") == 0) {
+            if (config_role_strv(val, w, true, &d->env, &d->n_env, msg,
+                                 len) != 0)
+                return BT_EINVAL;
+        } else if (strcmp(key, "instances") == 0) {
+            if (config_role_uint(val, w, 0, TABLE_INSTANCES_MAX, &u, msg,
+                                 len) != 0)
+                return BT_EINVAL;
+            d->instances = u;
+        } else if (strcmp(key, "stop_timeout_ms") == 0) {
+            if (config_role_uint(val, w, TABLE_STOP_TIMEOUT_MIN,
+                                 TABLE_STOP_TIMEOUT_MAX, &u, msg, len) != 0)
+                return BT_EINVAL;
+            d->stop_timeout_ms = u;
+        } else if (strcmp(key, "restart") == 0) {
+            if (config_role_str(val, w, &s, msg, len) != 0)
+                return BT_EINVAL;
+            if (table_restart_parse(s, &d->restart) != 0) {
+                char shown[64];
+                config_escape(shown, sizeof(shown), s, true);
+                snprintf(msg, len, "roles: %s: %s is not allowed (always, "
+                         "on-failure or never)", w, shown);
+                return BT_EINVAL;
+            }
+        } else {
+            char shown[128];
+            config_escape(shown, sizeof(shown), key, true);
+            snprintf(msg, len, "roles: %s: unknown field %s (allowed: name, "
+                     "command, args, env, instances, stop_timeout_ms, "
+                     "restart)", where, shown);
+            return BT_EINVAL;
+        }
+    }
+    if (!json_object_object_get_ex(o, "instances", NULL))
+        d->instances = 1;
+    if (table_role_def_validate(d, vmsg, sizeof(vmsg)) != 0) {
+        snprintf(msg, len, "roles: %s: %s", where, vmsg);
+        return BT_EINVAL;
+    }
+    return 0;
+}
+
+static int config_role_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct config_role *)a)->def.name,
+                  ((const struct config_role *)b)->def.name);
+}
+
+/* Parses the whole array into a new list and replaces c's list with it;
+ * c is untouched on error. */
+static int config_apply_roles(struct config *c, const struct config_value *v,
+                              char *msg, size_t len)
 {
     struct json_object *parsed = NULL, *j = v->json;
+    struct config_role *roles = NULL;
+    size_t n = 0;
     int rc = 0;
 
     if (!v->is_json) {
-        if (v->text[0] == '\0')
-            return 0;
         parsed = config_json_from_text(v->text);
         if (parsed == NULL)
             return config_reject(CONFIG_KEY_ROLES, v, msg, len);
         j = parsed;
     }
-    if (j == NULL)
-        rc = 0;
-    else if (!json_object_is_type(j, json_type_array))
+    if (!json_object_is_type(j, json_type_array)) {
         rc = config_reject(CONFIG_KEY_ROLES, v, msg, len);
-    else if (json_object_array_length(j) > 0) {
-        snprintf(msg, len,
-                 "roles: role supervision is not available in this build yet "
-                 "(it arrives with the replicated role table)");
-        rc = BT_EINVAL;
+        goto out;
     }
+    if (json_object_array_length(j) > TABLE_ROLES_MAX) {
+        snprintf(msg, len, "roles: %zu roles are not allowed (at most %d)",
+                 json_object_array_length(j), TABLE_ROLES_MAX);
+        rc = BT_EINVAL;
+        goto out;
+    }
+    n = json_object_array_length(j);
+    roles = xcalloc(n + 1, sizeof(*roles));
+    for (size_t i = 0; i < n; i++) {
+        rc = config_role_parse(json_object_array_get_idx(j, i), i, &roles[i],
+                               msg, len);
+        if (rc != 0)
+            goto out;
+    }
+    qsort(roles, n, sizeof(*roles), config_role_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(roles[i - 1].def.name, roles[i].def.name) == 0) {
+            snprintf(msg, len, "roles: %s: defined twice (role names must be "
+                     "unique)", roles[i].def.name);
+            rc = BT_EINVAL;
+            goto out;
+        }
+    config_roles_free(c->roles, c->n_roles);
+    c->roles = roles;
+    c->n_roles = n;
+    roles = NULL;
+out:
+    if (roles != NULL)
+        config_roles_free(roles, n);
     json_object_put(parsed);
     return rc;
 }
@@ -640,6 +928,8 @@ static int config_apply(struct config *c, enum config_key k,
             c->secret[0] = '\0';
         } else if (k == CONFIG_KEY_SECRET_FILE)
             c->secret_file[0] = '\0';
+        else if (k == CONFIG_KEY_ROLES)
+            config_free(c);
         return 0;
     }
 
@@ -733,7 +1023,7 @@ static int config_apply(struct config *c, enum config_key k,
     }
 
     case CT_ROLES:
-        return config_apply_roles(v, msg, len);
+        return config_apply_roles(c, v, msg, len);
     }
     return config_reject(k, v, msg, len);
 }
@@ -766,6 +1056,12 @@ void config_defaults(struct config *c)
     c->handshake_timeout_ms = 2000;
     c->reconnect_max_ms = 5000;
     c->member_reap_s = 86400;
+    c->raft_port = 0;
+    c->election_timeout_ms = 500;
+    c->lease_ms = 1500;
+    c->lease_margin_ms = 300;
+    c->fence_grace_ms = 100;
+    c->clock_drift_ppm = 1000;
     for (int i = 0; i < CONFIG_KEY_COUNT; i++)
         c->source[i] = CONFIG_SRC_DEFAULT;
 }
@@ -1278,6 +1574,41 @@ out_close:
 
 /* Checks that need all sources merged: the network and the address in it,
  * timing order, and the secret. */
+/* The fencing relations (lease.h): the margin covers the lease check and
+ * the stop of fenced roles at the assumed drift; the lease outlasts a
+ * leader election. */
+static void config_check_lease(struct config_loader *ld)
+{
+    const struct config *c = ld->c;
+    static const enum config_key keys[] = {
+        CONFIG_KEY_ELECTION_TIMEOUT_MS, CONFIG_KEY_LEASE_MS,
+        CONFIG_KEY_LEASE_MARGIN_MS, CONFIG_KEY_FENCE_GRACE_MS,
+        CONFIG_KEY_CLOCK_DRIFT_PPM};
+    uint64_t need = lease_margin_min(CONFIG_LEASE_CHECK_MS,
+                                     c->fence_grace_ms + CONFIG_KILL_SLACK_MS,
+                                     c->clock_drift_ppm);
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (ld->bad[keys[i]])
+            return;
+    if (c->lease_ms <= 2 * c->election_timeout_ms)
+        config_error(ld,
+                     "config: lease_ms: %u is not allowed (more than 2 x "
+                     "election_timeout_ms = %u, or every leader election "
+                     "stops all roles)",
+                     c->lease_ms, 2 * c->election_timeout_ms);
+    if (c->lease_margin_ms < need)
+        config_error(ld,
+                     "config: lease_margin_ms: %u is not allowed (at least "
+                     "%llu: the %u ms lease check plus fence_grace_ms = %u "
+                     "plus %u ms to kill, scaled by clock_drift_ppm = %u, "
+                     "plus 1; less lets the leader reassign roles that still "
+                     "run)",
+                     c->lease_margin_ms, (unsigned long long)need,
+                     CONFIG_LEASE_CHECK_MS, c->fence_grace_ms,
+                     CONFIG_KILL_SLACK_MS, c->clock_drift_ppm);
+}
+
 static void config_check_merged(struct config_loader *ld)
 {
     struct config *c = ld->c;
@@ -1325,6 +1656,14 @@ static void config_check_merged(struct config_loader *ld)
                      "config: fail_timeout_ms: %u is not allowed (more than "
                      "suspect_timeout_ms = %u)",
                      c->fail_timeout_ms, c->suspect_timeout_ms);
+
+    if (!ld->bad[CONFIG_KEY_RAFT_PORT] && !ld->bad[CONFIG_KEY_LISTENER_PORT] &&
+        config_raft_port(c) == c->listener_port)
+        config_error(ld,
+                     "config: raft_port: %u is not allowed (a port other "
+                     "than listener_port = %u)",
+                     c->raft_port, (unsigned)c->listener_port);
+    config_check_lease(ld);
 
     /* The secret: exactly one of secret, secret_file, insecure=true. */
     if (ld->bad[CONFIG_KEY_SECRET] || ld->bad[CONFIG_KEY_SECRET_FILE])
@@ -1459,9 +1798,19 @@ static void config_format(const struct config *c, enum config_key k, char *buf,
     case CONFIG_KEY_LOG_LEVEL:
         snprintf(buf, size, "%s", log_level_str(c->log_level));
         return;
-    case CONFIG_KEY_ROLES:
-        snprintf(buf, size, "(none)");
+    case CONFIG_KEY_ROLES: {
+        size_t n = 0;
+        if (c->n_roles == 0) {
+            snprintf(buf, size, "(none)");
+            return;
+        }
+        buf[0] = '\0';
+        for (size_t i = 0; i < c->n_roles && n + 1 < size; i++)
+            n += (size_t)snprintf(buf + n, size - n, "%s%s x%u",
+                                  i ? ", " : "", c->roles[i].def.name,
+                                  (unsigned)c->roles[i].def.instances);
         return;
+    }
     default:
         u = config_uint_field((struct config *)c, k);
         snprintf(buf, size, "%u", u != NULL ? *u : 0);

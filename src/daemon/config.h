@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "table.h"
 
 #define CONFIG_DEFAULT_FILE "/etc/beethoven/beethoven.json"
 #define CONFIG_DEFAULT_DATA_DIR "/var/lib/beethoven"
@@ -56,6 +57,12 @@ const char *config_source_str(enum config_source src);
     X(HANDSHAKE_TIMEOUT_MS, handshake_timeout_ms)                              \
     X(RECONNECT_MAX_MS, reconnect_max_ms)                                      \
     X(MEMBER_REAP_S, member_reap_s)                                            \
+    X(RAFT_PORT, raft_port)                                                    \
+    X(ELECTION_TIMEOUT_MS, election_timeout_ms)                                \
+    X(LEASE_MS, lease_ms)                                                      \
+    X(LEASE_MARGIN_MS, lease_margin_ms)                                        \
+    X(FENCE_GRACE_MS, fence_grace_ms)                                          \
+    X(CLOCK_DRIFT_PPM, clock_drift_ppm)                                        \
     X(ROLES, roles)
 
 enum config_key {
@@ -64,6 +71,19 @@ enum config_key {
 #undef CONFIG_KEY_ENUM
         CONFIG_KEY_COUNT
 };
+
+/* One role definition from config. Every string of def is owned by the
+ * config and freed by config_free(). */
+struct config_role {
+    struct table_role_def def;
+};
+
+/* The lease proof's check period: how often a node checks its Raft lease
+ * (the role manager's tick). The margin must cover it plus the stop. */
+#define CONFIG_LEASE_CHECK_MS 50
+/* Slack after fence_grace_ms for the SIGKILL of a role's process group to
+ * take effect. */
+#define CONFIG_KILL_SLACK_MS 100
 
 struct config {
     bool use_az_net;
@@ -91,6 +111,14 @@ struct config {
     unsigned handshake_timeout_ms;
     unsigned reconnect_max_ms; /* cap of the member reconnect backoff */
     unsigned member_reap_s;    /* forget failed/left members after this */
+    unsigned raft_port;           /* 0 = listener_port + 1 */
+    unsigned election_timeout_ms; /* Raft election timeout */
+    unsigned lease_ms;        /* alone this long: a node stops its roles */
+    unsigned lease_margin_ms; /* leader waits lease + this before replacing */
+    unsigned fence_grace_ms;  /* SIGTERM..SIGKILL when fenced */
+    unsigned clock_drift_ppm; /* assumed bound on clock-rate difference */
+    struct config_role *roles; /* n_roles, sorted by name, names unique */
+    size_t n_roles;
 
     char config_file[CONFIG_PATH_MAX]; /* file that was read, "" if none */
     enum config_source source[CONFIG_KEY_COUNT];
@@ -117,6 +145,13 @@ struct config_cli {
  * cli, returns 0 without validating further. */
 int config_load(struct config *c, struct config_cli *cli, int argc, char **argv,
                 char **envp, FILE *err);
+
+/* Frees what config_load()/config_set() allocated inside *c (the role
+ * definitions); c itself is not freed and may be loaded again. */
+void config_free(struct config *c);
+
+/* The Raft port in effect: raft_port, or listener_port + 1 when 0. */
+uint16_t config_raft_port(const struct config *c);
 
 /* Built-in defaults only, no validation or I/O (for tests and callers that
  * build a config by hand). */

@@ -65,6 +65,7 @@ static struct run *run_load(const char *const *args, const char *const *env)
 
 static void run_free(struct run *r)
 {
+    config_free(&r->c);
     free(r->err);
     free(r);
 }
@@ -132,6 +133,7 @@ static void expect_set_ok(const char *key, const char *value)
 
     if (rc != 0)
         fail_msg("%s=\"%s\" rejected: %s", key, value, msg);
+    config_free(c);
     free(c);
 }
 
@@ -148,6 +150,7 @@ static void expect_set_bad(const char *key, const char *value)
     if (strncmp(msg, key, strlen(key)) != 0 || strstr(msg, quoted) == NULL)
         fail_msg("message for %s=\"%s\" lacks key or value: %s", key, value,
                  msg);
+    config_free(c);
     free(c);
 }
 
@@ -195,8 +198,18 @@ static void test_config_defaults_values(void **state)
     assert_int_equal(c->handshake_timeout_ms, 2000);
     assert_int_equal(c->reconnect_max_ms, 5000);
     assert_int_equal(c->member_reap_s, 86400);
+    assert_int_equal(c->raft_port, 0);
+    assert_int_equal(config_raft_port(c), 3001);
+    assert_int_equal(c->election_timeout_ms, 500);
+    assert_int_equal(c->lease_ms, 1500);
+    assert_int_equal(c->lease_margin_ms, 300);
+    assert_int_equal(c->fence_grace_ms, 100);
+    assert_int_equal(c->clock_drift_ppm, 1000);
+    assert_null(c->roles);
+    assert_int_equal(c->n_roles, 0);
     for (int k = 0; k < CONFIG_KEY_COUNT; k++)
         assert_int_equal(c->source[k], CONFIG_SRC_DEFAULT);
+    config_free(c);
     free(c);
 }
 
@@ -268,6 +281,13 @@ static void test_config_load_file_values(void **state)
     assert_int_equal(c->handshake_timeout_ms, 1500);
     assert_int_equal(c->reconnect_max_ms, 8000);
     assert_int_equal(c->member_reap_s, 3600);
+    assert_int_equal(c->raft_port, 4200);
+    assert_int_equal(config_raft_port(c), 4200);
+    assert_int_equal(c->election_timeout_ms, 400);
+    assert_int_equal(c->lease_ms, 1000);
+    assert_int_equal(c->lease_margin_ms, 400);
+    assert_int_equal(c->fence_grace_ms, 200);
+    assert_int_equal(c->clock_drift_ppm, 500);
     for (int k = 0; k < CONFIG_KEY_COUNT; k++)
         if (k != CONFIG_KEY_SECRET_FILE)
             assert_int_equal(c->source[k], CONFIG_SRC_FILE);
@@ -672,6 +692,7 @@ static void test_config_print_defaults(void **state)
     assert_non_null(strstr(out, "member_reap_s = 86400  # default\n"));
     assert_non_null(strstr(out, "roles = (none)  # default\n"));
     free(out);
+    config_free(c);
     free(c);
 }
 
@@ -707,6 +728,7 @@ static void test_config_set_records_source(void **state)
         BT_EINVAL);
     assert_string_equal(msg, "scan_pases: unknown key (did you mean "
                              "scan_passes?)");
+    config_free(c);
     free(c);
 }
 
@@ -763,6 +785,7 @@ static void test_config_set_listener_port_range(void **state)
     expect_set_bad("listener_port", "65536");
     config_set(c, "listener_port", "65535", CONFIG_SRC_FLAG, msg, sizeof(msg));
     assert_non_null(strstr(msg, "Raft"));
+    config_free(c);
     free(c);
 }
 
@@ -792,6 +815,7 @@ static void test_config_set_backoff_forms(void **state)
     expect_set_bad("common_random_backoff", "150..300..400");
     expect_set_bad("common_random_backoff", "[1,2,3]");
     expect_set_bad("common_random_backoff", "[1,2]x");
+    config_free(c);
     free(c);
 }
 
@@ -844,6 +868,7 @@ static void test_config_set_bind_address(void **state)
     expect_set_bad("bind_address", "0.0.0.0");
     expect_set_bad("bind_address", "10.0.0");
     expect_set_bad("bind_address", "localhost");
+    config_free(c);
     free(c);
 }
 
@@ -899,6 +924,7 @@ static void test_config_set_secret_length(void **state)
         BT_EINVAL);
     assert_non_null(strstr(msg, "1025 bytes"));
     assert_int_equal(c->secret_len, 1024); /* untouched */
+    config_free(c);
     free(c);
 }
 
@@ -928,6 +954,12 @@ static void test_config_set_timing_ranges(void **state)
          {"99", "60001", "0"}},
         {"reconnect_max_ms", {"100", "600000", "5000"}, {"99", "600001", "0"}},
         {"member_reap_s", {"0", "60", "31536000"}, {"1", "59", "31536001"}},
+        {"raft_port", {"0", "1", "65535"}, {"65536", "-1", "x"}},
+        {"election_timeout_ms", {"100", "60000", "500"}, {"99", "60001", "0"}},
+        {"lease_ms", {"200", "600000", "1500"}, {"199", "600001", "0"}},
+        {"lease_margin_ms", {"1", "600000", "300"}, {"0", "600001", "-1"}},
+        {"fence_grace_ms", {"0", "60000", "100"}, {"60001", "-1", "1s"}},
+        {"clock_drift_ppm", {"0", "100000", "1000"}, {"100001", "-1", "1%"}},
         {"suspect_timeout_ms", {"41", "599999", "600"}, {"0", "600000", "-5"}},
         {"fail_timeout_ms", {"42", "600000", "1200"}, {"0", "600001", "1e3"}},
     };
@@ -941,10 +973,28 @@ static void test_config_set_timing_ranges(void **state)
     }
 }
 
+/* config_set must refuse roles=value with a message starting "roles: "
+ * and containing want. */
+static void expect_roles_bad(const char *value, const char *want)
+{
+    struct config *c = new_config();
+    char msg[512] = "";
+
+    if (config_set(c, "roles", value, CONFIG_SRC_ENV, msg, sizeof(msg)) !=
+        BT_EINVAL)
+        fail_msg("roles=%s accepted", value);
+    if (strncmp(msg, "roles: ", 7) != 0 || strstr(msg, want) == NULL)
+        fail_msg("roles=%s: message \"%s\" lacks \"%s\"", value, msg, want);
+    assert_null(c->roles);
+    config_free(c);
+    free(c);
+}
+
 static void test_config_set_roles(void **state)
 {
     struct config *c = new_config();
-    char msg[256];
+    char msg[512];
+    const struct table_role_def *d;
 
     (void)state;
     expect_set_ok("roles", "[]");
@@ -952,12 +1002,85 @@ static void test_config_set_roles(void **state)
     expect_set_bad("roles", "web");
     expect_set_bad("roles", "{}");
     expect_set_bad("roles", "[] []");
-    assert_int_equal(config_set(c, "roles", "[{\"name\":\"web\"}]",
+    expect_roles_bad("[{\"command\":\"/bin/x\"}]", "[0]: \"name\" is missing");
+    expect_roles_bad("[{\"name\":\"web\"}]", "web: \"command\" is missing");
+    expect_roles_bad("[{\"name\":7,\"command\":\"/bin/x\"}]",
+                     "[0].name: a number is not allowed (a string)");
+    expect_roles_bad("[{\"name\":\"web\",\"command\":\"/bin/x\","
+                     "\"instance\":2}]",
+                     "web: unknown field \"instance\"");
+    expect_roles_bad("[{\"name\":\"web\",\"command\":\"/bin/x\","
+                     "\"instances\":-1}]",
+                     "web.instances: -1 is not allowed (an integer 0..1024)");
+    expect_roles_bad("[{\"name\":\"web\",\"command\":\"/bin/x\","
+                     "\"instances\":1.5}]",
+                     "web.instances: 1.5 is not allowed");
+    expect_roles_bad("[{\"name\":\"web\",\"command\":\"/bin/x\","
+                     "\"stop_timeout_ms\":99}]",
+                     "web.stop_timeout_ms: 99 is not allowed (an integer "
+                     "100..600000)");
+    expect_roles_bad("[{\"name\":\"web\",\"command\":\"/bin/x\","
+                     "\"restart\":\"sometimes\"}]",
+                     "web.restart: \"sometimes\" is not allowed (always, "
+                     "on-failure or never)");
+    expect_roles_bad("[{\"name\":\"web\",\"command\":\"/bin/x\","
+                     "\"args\":[\"a\",1]}]",
+                     "web.args[1]: a number is not allowed (a string)");
+    expect_roles_bad("[{\"name\":\"web\",\"command\":\"/bin/x\","
+                     "\"env\":{\"A\":1}}]",
+                     "web.env: A: a number is not allowed (a string)");
+    expect_roles_bad("[{\"name\":\"web\",\"command\":\"/bin/x\","
+                     "\"env\":\"A=1\"}]",
+                     "web.env: a string is not allowed (an array of "
+                     "\"KEY=VALUE\" strings or an object)");
+    expect_roles_bad("[{\"name\":\"web\",\"command\":\"/bin/x\"},"
+                     "{\"name\":\"web\",\"command\":\"/bin/y\"}]",
+                     "web: defined twice");
+    expect_roles_bad("[{\"name\":\"bad name\",\"command\":\"/bin/x\"}]",
+                     "bad name: ");
+    expect_roles_bad("[{\"name\":\"web\",\"command\":\"\"}]", "web: ");
+    expect_roles_bad("[7]", "[0]: a number is not allowed (a role object)");
+
+    /* A good list: sorted by name, defaults filled in, env object as
+     * KEY=VALUE. */
+    assert_int_equal(
+        config_set(c, "roles",
+                   "[{\"name\":\"web\",\"command\":\"/bin/web\","
+                   "\"args\":[\"-p\",\"80\"],\"env\":{\"MODE\":\"prod\"},"
+                   "\"instances\":2,\"stop_timeout_ms\":500,"
+                   "\"restart\":\"never\"},"
+                   "{\"name\":\"api\",\"command\":\"/bin/api\"}]",
+                   CONFIG_SRC_ENV, msg, sizeof(msg)),
+        0);
+    assert_int_equal(c->n_roles, 2);
+    d = &c->roles[0].def;
+    assert_string_equal(d->name, "api");
+    assert_string_equal(d->command, "/bin/api");
+    assert_int_equal(d->n_args, 0);
+    assert_int_equal(d->n_env, 0);
+    assert_int_equal(d->instances, 1);
+    assert_int_equal(d->stop_timeout_ms, TABLE_STOP_TIMEOUT_DEFAULT);
+    assert_int_equal(d->restart, TABLE_RESTART_ALWAYS);
+    d = &c->roles[1].def;
+    assert_string_equal(d->name, "web");
+    assert_int_equal(d->n_args, 2);
+    assert_string_equal(d->args[1], "80");
+    assert_int_equal(d->n_env, 1);
+    assert_string_equal(d->env[0], "MODE=prod");
+    assert_int_equal(d->instances, 2);
+    assert_int_equal(d->stop_timeout_ms, 500);
+    assert_int_equal(d->restart, TABLE_RESTART_NEVER);
+
+    /* A bad list leaves the good one in place; an empty one clears it. */
+    assert_int_equal(config_set(c, "roles", "[{\"name\":\"x\"}]",
                                 CONFIG_SRC_ENV, msg, sizeof(msg)),
                      BT_EINVAL);
-    assert_string_equal(msg, "roles: role supervision is not available in "
-                             "this build yet (it arrives with the replicated "
-                             "role table)");
+    assert_int_equal(c->n_roles, 2);
+    assert_int_equal(config_set(c, "roles", "[]", CONFIG_SRC_ENV, msg,
+                                sizeof(msg)),
+                     0);
+    assert_int_equal(c->n_roles, 0);
+    config_free(c);
     free(c);
 }
 
@@ -973,6 +1096,7 @@ static void test_config_set_use_az_net_true(void **state)
     assert_string_equal(msg, "use_az_net: true is not supported by this build "
                              "yet (the Azure IMDS client is not built in)");
     assert_false(c->use_az_net);
+    config_free(c);
     free(c);
 }
 
@@ -1331,23 +1455,100 @@ static void test_config_load_secret_and_secret_file(void **state)
     run_free(r);
 }
 
-static void test_config_load_roles_rejected(void **state)
+static void test_config_load_roles(void **state)
 {
     const char *args[] = {"-c", DATA("roles.json"), NULL};
-    const char *env[] = {"BEETHOVEN_INSECURE=1", "BEETHOVEN_ROLES=[]", NULL};
+    const char *env[] = {
+        "BEETHOVEN_ROLES=[{\"name\":\"solo\",\"command\":\"/bin/solo\"}]",
+        NULL};
+    const char *env_bad[] = {"BEETHOVEN_ROLES=[{\"name\":\"solo\"}]", NULL};
     struct run *r;
+    char *out = NULL;
+    size_t outlen = 0;
+    FILE *f;
 
     (void)state;
     r = run_load(args, NULL);
-    assert_int_equal(r->rc, 2);
-    assert_has_line(r->err, DATA("roles.json"),
-                    "roles: role supervision is not available in this build "
-                    "yet",
-                    NULL);
-    run_free(r);
-    r = run_load(NULL, env);
     assert_int_equal(r->rc, 0);
+    assert_int_equal(r->c.n_roles, 3);
+    assert_string_equal(r->c.roles[0].def.name, "single");
+    assert_int_equal(r->c.roles[0].def.instances, 1);
+    assert_string_equal(r->c.roles[1].def.name, "web");
+    assert_string_equal(r->c.roles[1].def.env[0], "A=1");
+    assert_string_equal(r->c.roles[2].def.name, "worker");
+    assert_int_equal(r->c.roles[2].def.n_env, 2);
+    assert_int_equal(r->c.roles[2].def.restart, TABLE_RESTART_ON_FAILURE);
+    assert_int_equal(r->c.source[CONFIG_KEY_ROLES], CONFIG_SRC_FILE);
+    f = open_memstream(&out, &outlen);
+    config_print(&r->c, f);
+    fclose(f);
+    assert_non_null(strstr(out, "roles = single x1, web x2, worker x3  # file"));
+    free(out);
+    run_free(r);
+
+    /* The environment replaces the file's list as a whole. */
+    r = run_load(args, env);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->c.n_roles, 1);
+    assert_string_equal(r->c.roles[0].def.name, "solo");
     assert_int_equal(r->c.source[CONFIG_KEY_ROLES], CONFIG_SRC_ENV);
+    run_free(r);
+
+    r = run_load(args, env_bad);
+    assert_int_equal(r->rc, 2);
+    assert_has_line(r->err, "env BEETHOVEN_ROLES: roles: solo: \"command\" "
+                            "is missing",
+                    NULL, NULL);
+    run_free(r);
+}
+
+/* The fencing relations and the Raft port are checked once all sources
+ * are merged. */
+static void test_config_load_lease_relations(void **state)
+{
+    const char *lease_short[] = {"BEETHOVEN_INSECURE=1",
+                                 "BEETHOVEN_ELECTION_TIMEOUT_MS=800",
+                                 "BEETHOVEN_LEASE_MS=1600", NULL};
+    const char *margin_short[] = {"BEETHOVEN_INSECURE=1",
+                                  "BEETHOVEN_FENCE_GRACE_MS=200",
+                                  "BEETHOVEN_LEASE_MARGIN_MS=300", NULL};
+    const char *margin_ok[] = {"BEETHOVEN_INSECURE=1",
+                               "BEETHOVEN_FENCE_GRACE_MS=200",
+                               "BEETHOVEN_LEASE_MARGIN_MS=352", NULL};
+    const char *port_same[] = {"BEETHOVEN_INSECURE=1",
+                               "BEETHOVEN_RAFT_PORT=3000", NULL};
+    const char *port_ok[] = {"BEETHOVEN_INSECURE=1",
+                             "BEETHOVEN_LISTENER_PORT=4000", NULL};
+    struct run *r;
+
+    (void)state;
+    r = run_load(NULL, lease_short);
+    assert_int_equal(r->rc, 2);
+    assert_has_line(r->err, "config: lease_ms: 1600 is not allowed (more "
+                            "than 2 x election_timeout_ms = 1600",
+                    NULL, NULL);
+    run_free(r);
+
+    /* (50 + 200 + 100) x 1.001 rounded up, plus 1 = 352. */
+    r = run_load(NULL, margin_short);
+    assert_int_equal(r->rc, 2);
+    assert_has_line(r->err, "config: lease_margin_ms: 300 is not allowed (at "
+                            "least 352",
+                    NULL, NULL);
+    run_free(r);
+    r = run_load(NULL, margin_ok);
+    assert_int_equal(r->rc, 0);
+    run_free(r);
+
+    r = run_load(NULL, port_same);
+    assert_int_equal(r->rc, 2);
+    assert_has_line(r->err, "config: raft_port: 3000 is not allowed (a port "
+                            "other than listener_port = 3000)",
+                    NULL, NULL);
+    run_free(r);
+    r = run_load(NULL, port_ok);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(config_raft_port(&r->c), 4001);
     run_free(r);
 }
 
@@ -1492,7 +1693,8 @@ int main(void)
         cmocka_unit_test(test_config_load_secret_file_world_readable),
         cmocka_unit_test(test_config_load_secret_file_bad_contents),
         cmocka_unit_test(test_config_load_secret_and_secret_file),
-        cmocka_unit_test(test_config_load_roles_rejected),
+        cmocka_unit_test(test_config_load_roles),
+        cmocka_unit_test(test_config_load_lease_relations),
         cmocka_unit_test(test_config_load_use_az_net_rejected),
         cmocka_unit_test(test_config_load_reports_all_errors),
         cmocka_unit_test(test_config_load_repeated_calls),
