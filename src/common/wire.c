@@ -37,6 +37,8 @@ const char *wire_type_str(unsigned type)
         return "probe_ack";
     case WIRE_MERGE:
         return "merge";
+    case WIRE_APP:
+        return "app";
     default:
         return "unknown";
     }

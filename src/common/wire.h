@@ -37,6 +37,7 @@ enum wire_type {
     WIRE_PROBE_REQ = 24, /* do you hear member X? */
     WIRE_PROBE_ACK = 25, /* answer: when I last heard X */
     WIRE_MERGE = 26,     /* my cluster merges into another: follow me */
+    WIRE_APP = 30,       /* role-table traffic (forwarded writes, replies) */
 };
 
 /* Name of a frame type for logs ("unknown" for others). */

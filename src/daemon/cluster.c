@@ -65,6 +65,9 @@ struct member {
     unsigned backoff_ms;
     monotime_t next_connect;
     monotime_t sync_req_at;
+    uint64_t ts_in;     /* latest "ts" of its heartbeats, echoed back */
+    monotime_t echo_ts; /* latest ts of ours it echoed */
+    bool draining;      /* its heartbeats say it drains */
     bool self;
 };
 
@@ -103,6 +106,7 @@ struct cluster {
     uv_timer_t hb_timer, tick_timer, scan_timer, leave_timer;
     uint64_t probe_seq;
     struct fd_config fdc;
+    uint64_t found_id; /* cluster id to found with, 0 = random */
 };
 
 static void cluster_schedule_scan(struct cluster *c, unsigned delay_ms);
@@ -384,6 +388,8 @@ static void cluster_become_member(struct cluster *c, const char *what,
 {
     c->state = CLUSTER_MEMBER;
     cluster_cluster_event(c, what, reason);
+    if (c->hooks.on_cluster != NULL)
+        c->hooks.on_cluster(c->hooks.ctx, c->cluster_id, what);
     if (!c->ready) {
         c->ready = true;
         log_info("node_ready", "mode=%s members=%u",
@@ -402,9 +408,9 @@ static void cluster_become_member(struct cluster *c, const char *what,
  * quick rescans let such twins merge at once, not a watch period later. */
 static void cluster_found(struct cluster *c, bool alone, const char *reason)
 {
-    do {
+    c->cluster_id = c->found_id;
+    while (c->cluster_id == 0)
         RAND_bytes((unsigned char *)&c->cluster_id, sizeof(c->cluster_id));
-    } while (c->cluster_id == 0);
     c->quick_scans = CLUSTER_QUICK_SCANS;
     cluster_become_member(c, alone ? "standalone" : "founded", reason);
 }
@@ -447,6 +453,9 @@ static void cluster_apply_members(struct cluster *c, struct json_object *arr)
             continue;
         if (mm.id == cluster_self(c)->info.id)
             continue;
+        if (mm.addr == cluster_self(c)->info.addr &&
+            mm.port == cluster_self(c)->info.port)
+            continue; /* a past life of this node (we own the address) */
         struct member *m = cluster_find(c, mm.id);
         if (m == NULL) {
             if (mm.status == MEMBER_FAILED || mm.status == MEMBER_LEFT)
@@ -497,13 +506,41 @@ static struct json_object *cluster_heartbeat(struct cluster *c)
     msg_add_id(o, "digest", cluster_digest(c) | 1);
     json_object_object_add(o, "members",
                            json_object_new_int64(cluster_alive_count(c)));
+    json_object_object_add(o, "ts", json_object_new_int64(
+                                        (int64_t)monotime_now()));
+    if (c->hooks.heartbeat_app != NULL) {
+        struct json_object *app = c->hooks.heartbeat_app(c->hooks.ctx);
+        if (app != NULL)
+            json_object_object_add(o, "app", app);
+    }
     return o;
 }
 
-static void cluster_send_heartbeat(struct cluster *c, struct link *l)
+/* Sends a serialized heartbeat (a JSON object) to m, with the echo of
+ * m's latest "ts" spliced in before the closing brace. */
+static void cluster_send_hb_bytes(struct link *l, const struct member *m,
+                                  const char *bytes, size_t len)
+{
+    char tail[48];
+    int n = snprintf(tail, sizeof(tail), ",\"echo\":%llu}",
+                     (unsigned long long)m->ts_in);
+    if (len < 2 || bytes[len - 1] != '}' || len + (size_t)n > WIRE_MAX_PAYLOAD)
+        return;
+    char *buf = xmalloc(len - 1 + (size_t)n);
+    memcpy(buf, bytes, len - 1);
+    memcpy(buf + len - 1, tail, (size_t)n);
+    link_send(l, WIRE_HEARTBEAT, buf, len - 1 + (size_t)n);
+    free(buf);
+}
+
+static void cluster_send_heartbeat(struct cluster *c, struct link *l,
+                                   const struct member *m)
 {
     struct json_object *o = cluster_heartbeat(c);
-    link_send_json(l, WIRE_HEARTBEAT, o);
+    size_t len = 0;
+    const char *bytes =
+        json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+    cluster_send_hb_bytes(l, m, bytes, len);
     json_object_put(o);
 }
 
@@ -515,6 +552,27 @@ static void cluster_backoff(struct cluster *c, struct member *m)
         m->backoff_ms ? m->backoff_ms * 2 : c->cfg->heartbeat_interval_ms;
     m->backoff_ms = b > c->cfg->reconnect_max_ms ? c->cfg->reconnect_max_ms : b;
     m->next_connect = monotime_now() + m->backoff_ms;
+}
+
+/* An authenticated node mm joins from an address that other member
+ * records name: only one daemon can listen there, so those are past lives
+ * of that address (a re-imaged VM, a node that rejoined under a new id).
+ * Forget them rather than watch them fail. */
+static void cluster_forget_address(struct cluster *c, const struct msg_member *mm)
+{
+    for (size_t i = c->nmembers; i-- > 1;) {
+        struct member *m = c->members[i];
+        if (m->info.id == mm->id || m->info.addr != mm->addr ||
+            m->info.port != mm->port)
+            continue;
+        char old[MSG_ID_LEN + 1], now[MSG_ID_LEN + 1];
+        msg_id_format(m->info.id, old);
+        msg_id_format(mm->id, now);
+        log_info("member_forgotten",
+                 "node=%s name=%s status=%s reason=address_reused by=%s",
+                 old, m->info.name, member_status_str(m->info.status), now);
+        cluster_remove_member(c, i);
+    }
 }
 
 /* Our link to member m reached another node: the address now belongs to a
@@ -560,7 +618,7 @@ static void cluster_on_ready(struct link *l)
         }
         k->m->backoff_ms = 0;
         fd_heard(&k->m->fd, monotime_now());
-        cluster_send_heartbeat(c, l);
+        cluster_send_heartbeat(c, l, k->m);
         break;
     case CONN_JOIN: {
         struct json_object *o = msg_member_encode(&cluster_self(c)->info);
@@ -724,6 +782,7 @@ static void cluster_on_join(struct cluster *c, struct conn *k,
         return;
     }
     monotime_t now = monotime_now();
+    cluster_forget_address(c, &mm);
     struct member *m = cluster_find(c, mm.id);
     if (m == NULL) {
         if ((m = cluster_add_member(c, &mm, now)) == NULL) {
@@ -788,8 +847,22 @@ static int cluster_on_heartbeat(struct cluster *c, struct conn *k,
     if (inc > m->info.incarnation)
         cluster_member_renew(c, m, &mm, now);
     fd_heard(&m->fd, now);
-    if (m->info.status != MEMBER_ALIVE)
-        cluster_member_set_status(c, m, MEMBER_ALIVE, "heard");
+    uint64_t ts, echo;
+    if (msg_get_u64(o, "ts", &ts) == 0 && ts > m->ts_in)
+        m->ts_in = ts;
+    if (msg_get_u64(o, "echo", &echo) == 0 && echo <= now &&
+        echo > m->echo_ts)
+        m->echo_ts = echo;
+    m->draining = mm.status == MEMBER_DRAINING;
+    enum member_status to = m->draining ? MEMBER_DRAINING : MEMBER_ALIVE;
+    if (m->info.status != to)
+        cluster_member_set_status(c, m, to,
+                                  m->draining ? "draining" : "heard");
+    struct json_object *app;
+    if (c->hooks.on_member_app != NULL &&
+        json_object_object_get_ex(o, "app", &app) &&
+        json_object_is_type(app, json_type_object))
+        c->hooks.on_member_app(c->hooks.ctx, m->info.id, app);
     if ((digest | 1) != (cluster_digest(c) | 1) &&
         now - m->sync_req_at >= CLUSTER_SYNC_MIN_MS) {
         m->sync_req_at = now;
@@ -981,6 +1054,11 @@ static void cluster_on_frame(struct link *l, unsigned type,
     case WIRE_MERGE:
         rc = cluster_on_merge(c, k, o);
         break;
+    case WIRE_APP:
+        if (m != NULL && !m->self && c->state == CLUSTER_MEMBER &&
+            c->hooks.on_app != NULL)
+            c->hooks.on_app(c->hooks.ctx, m->info.id, o);
+        break;
     default:
         log_debug("frame_ignored", "type=%u", type);
         break;
@@ -1023,7 +1101,7 @@ static void cluster_on_hb_timer(uv_timer_t *t)
             continue;
         }
         if (m->out->link != NULL && link_ready(m->out->link))
-            link_send(m->out->link, WIRE_HEARTBEAT, bytes, len);
+            cluster_send_hb_bytes(m->out->link, m, bytes, len);
     }
     json_object_put(hb);
 }
@@ -1076,6 +1154,8 @@ static void cluster_on_tick(uv_timer_t *t)
         if (fd_should_probe(&c->fdc, &m->fd, now))
             cluster_probe(c, m);
         enum member_status s = fd_status(&c->fdc, &m->fd, now);
+        if (s == MEMBER_ALIVE && m->draining)
+            s = MEMBER_DRAINING;
         if (s != m->info.status) {
             char reason[48];
             snprintf(reason, sizeof(reason), "silent_ms=%llu",
@@ -1452,4 +1532,69 @@ struct json_object *cluster_nodes_json(const struct cluster *c,
         json_object_array_add(arr, o);
     }
     return arr;
+}
+
+uint64_t cluster_id(const struct cluster *c)
+{
+    return c->state == CLUSTER_MEMBER || c->state == CLUSTER_LEAVING
+               ? c->cluster_id
+               : 0;
+}
+
+void cluster_set_found_id(struct cluster *c, uint64_t id)
+{
+    c->found_id = id;
+}
+
+void cluster_set_draining(struct cluster *c, bool draining)
+{
+    struct member *self = cluster_self(c);
+    cluster_member_set_status(c, self,
+                              draining ? MEMBER_DRAINING : MEMBER_ALIVE,
+                              draining ? "drain" : "undrain");
+}
+
+size_t cluster_member_count(const struct cluster *c)
+{
+    return c->nmembers;
+}
+
+void cluster_member_at(const struct cluster *c, size_t i,
+                       struct cluster_member_view *out)
+{
+    const struct member *m = c->members[i];
+    out->id = m->info.id;
+    out->name = m->info.name;
+    out->addr = m->info.addr;
+    out->port = m->info.port;
+    out->status = m->info.status;
+    out->self = m->self;
+    /* Heard directly or vouched for by a member we asked (both are
+     * times by which it surely was still sending). */
+    out->last_heard = m->self ? monotime_now()
+                      : m->fd.vouched_at > m->fd.last_heard ? m->fd.vouched_at
+                                                            : m->fd.last_heard;
+    out->echo_ts = m->self ? monotime_now() : m->echo_ts;
+}
+
+int cluster_member_get(const struct cluster *c, uint64_t id,
+                       struct cluster_member_view *out)
+{
+    for (size_t i = 0; i < c->nmembers; i++)
+        if (c->members[i]->info.id == id) {
+            cluster_member_at(c, i, out);
+            return 0;
+        }
+    return BT_ENOTFOUND;
+}
+
+int cluster_send_app(struct cluster *c, uint64_t id, struct json_object *msg)
+{
+    struct member *m = cluster_find(c, id);
+    if (m == NULL || m->self)
+        return BT_ENOTFOUND;
+    struct link *l = cluster_link_to(c, m);
+    if (l == NULL)
+        return BT_ECLOSED;
+    return link_send_json(l, WIRE_APP, msg) == 0 ? 0 : BT_ECLOSED;
 }

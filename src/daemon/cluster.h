@@ -16,6 +16,8 @@
 #include <uv.h>
 
 #include "config.h"
+#include "fd.h"
+#include "monotime.h"
 
 struct cluster;
 
@@ -27,6 +29,33 @@ struct cluster_hooks {
     /* Our incarnation was raised (keep it across restarts). */
     void (*on_incarnation)(void *ctx, uint64_t incarnation);
     void *ctx;
+    /* The node became a member of cluster_id: how is "standalone",
+     * "founded", "joined" or "merged" (a merge changes the id). May be
+     * NULL. */
+    void (*on_cluster)(void *ctx, uint64_t cluster_id, const char *how);
+    /* Extra data for our heartbeats (a new JSON object, sent under "app"),
+     * asked once per heartbeat round; NULL sends none. May be NULL. */
+    struct json_object *(*heartbeat_app)(void *ctx);
+    /* A member's heartbeat carried "app" (borrowed). May be NULL. */
+    void (*on_member_app)(void *ctx, uint64_t id, struct json_object *app);
+    /* An application message from a member (WIRE_APP; borrowed). May be
+     * NULL. */
+    void (*on_app)(void *ctx, uint64_t from, struct json_object *msg);
+};
+
+/* One member as the cluster module sees it (cluster_member_at). */
+struct cluster_member_view {
+    uint64_t id;
+    const char *name; /* borrowed until the next loop iteration */
+    uint32_t addr;    /* host order */
+    uint16_t port;
+    enum member_status status;
+    bool self;
+    monotime_t last_heard; /* our clock: last frame received, or the
+                              latest time a member vouched for it */
+    /* Our clock: the send time of our latest heartbeat that this member
+     * echoed back (0 = none yet). For ourselves: now. */
+    monotime_t echo_ts;
 };
 
 /* cfg must outlive the cluster. addr is the resolved bind address. */
@@ -46,6 +75,25 @@ void cluster_leave(struct cluster *c);
 void cluster_free(struct cluster *c);
 
 bool cluster_ready(const struct cluster *c);
+/* The cluster id, 0 while seeking. */
+uint64_t cluster_id(const struct cluster *c);
+/* Use id (non-zero) instead of a random one if this node founds a cluster:
+ * a node whose Raft state belongs to cluster id re-founds that cluster
+ * after a full restart. Call before cluster_start. */
+void cluster_set_found_id(struct cluster *c, uint64_t id);
+/* Marks this node draining (or active again) in its heartbeats and
+ * member records. */
+void cluster_set_draining(struct cluster *c, bool draining);
+/* Members known, ourselves at index 0. */
+size_t cluster_member_count(const struct cluster *c);
+void cluster_member_at(const struct cluster *c, size_t i,
+                       struct cluster_member_view *out);
+/* Returns 0 and *out for member id, or BT_ENOTFOUND. */
+int cluster_member_get(const struct cluster *c, uint64_t id,
+                       struct cluster_member_view *out);
+/* Sends msg (borrowed) to member id as a WIRE_APP frame. Returns 0,
+ * BT_ENOTFOUND (not a member) or BT_ECLOSED (no link up to it now). */
+int cluster_send_app(struct cluster *c, uint64_t id, struct json_object *msg);
 
 /* Control-socket views (new references): the status object of
  * `beethovenctl status` and the node array of `beethovenctl nodes`. */

@@ -237,6 +237,7 @@ static void test_wire_type_str_names(void **state)
     assert_string_equal(wire_type_str(WIRE_PROBE_REQ), "probe_req");
     assert_string_equal(wire_type_str(WIRE_PROBE_ACK), "probe_ack");
     assert_string_equal(wire_type_str(WIRE_MERGE), "merge");
+    assert_string_equal(wire_type_str(WIRE_APP), "app");
     assert_string_equal(wire_type_str(0), "unknown");
     assert_string_equal(wire_type_str(3), "unknown");
     assert_string_equal(wire_type_str(999), "unknown");
@@ -249,8 +250,9 @@ static void test_wire_type_known_values(void **state)
     (void)state;
     for (unsigned t = 0; t < 256; t++)
         count += wire_type_known(t);
-    assert_int_equal(count, 13);
+    assert_int_equal(count, 14);
     assert_true(wire_type_known(WIRE_MERGE));
+    assert_true(wire_type_known(WIRE_APP));
     assert_false(wire_type_known(0));
     assert_false(wire_type_known(27));
 }
