@@ -4,7 +4,7 @@
 # Idempotent: asks dpkg which packages are missing and installs only those.
 set -eu
 
-PACKAGES="build-essential cmake pkg-config libuv1-dev libjson-c-dev libssl-dev
+PACKAGES="build-essential cmake pkg-config libuv1-dev libraft-dev libjson-c-dev libssl-dev
 libcmocka-dev python3 iproute2 nftables procps"
 
 missing=""

@@ -26,7 +26,11 @@ extern "C" {
     X(BT_EIO, -10013, "input/output error")                                    \
     X(BT_ENOTFOUND, -10014, "not found")                                       \
     X(BT_EPERM, -10015, "permission denied")                                   \
-    X(BT_ECONFIG, -10016, "invalid configuration")
+    X(BT_ECONFIG, -10016, "invalid configuration")                             \
+    X(BT_ENOTLEADER, -10017, "not the Raft leader")                            \
+    X(BT_EBUSY, -10018, "busy, try again")                                     \
+    X(BT_EUNAVAIL, -10019, "no Raft leader reachable")                         \
+    X(BT_ESTATE, -10020, "not allowed in the current state")
 
 enum {
 #define BT_ERR_ENUM(name, value, msg) name = (value),
