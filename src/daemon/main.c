@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* beethovend: the composition root. Loads the configuration, learns the
- * node's identity, owns the libuv loop and wires membership to the control
- * socket and the signals. */
+ * node's identity, owns the libuv loop and wires membership, the role
+ * manager (Raft, roles), the control socket and the signals together.
+ *
+ * Stop sequence (SIGTERM/SIGINT): roles stop and are given back, Raft
+ * leadership moves away, the node says goodbye, everything closes. */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <ftw.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +28,7 @@
 #include "identity.h"
 #include "log.h"
 #include "msg.h"
+#include "rolemgr.h"
 
 extern char **environ;
 
@@ -31,9 +38,60 @@ struct daemon {
     struct identity id;
     struct cluster *cluster;
     struct control *control;
+    struct rolemgr *roles;
     uv_signal_t sigterm, sigint, sighup;
     bool stopping;
+    bool rejoin; /* start again under a new id once closed */
+    char rejoin_reason[256];
+    int argc;
+    char **argv;
 };
+
+/* The role helper: installed in the libexec dir, or (build tree, tests)
+ * next to this executable. */
+static void daemon_exec_path(char *out, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = 0;
+            int w = snprintf(out, len, "%s/beethoven-role-exec", self);
+            if (w > 0 && (size_t)w < len && access(out, X_OK) == 0)
+                return;
+        }
+    }
+    snprintf(out, len, "%s/beethoven-role-exec", BT_LIBEXEC_DIR);
+}
+
+static int daemon_rm_entry(const char *path, const struct stat *st, int flag,
+                           struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Unusable Raft state: forget it and the node id, then start over as a
+ * new member (same argv, same pid). */
+static void daemon_restart_fresh(struct daemon *d)
+{
+    char path[CONFIG_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/raft", d->cfg.data_dir);
+    nftw(path, daemon_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    snprintf(path, sizeof(path), "%s/node_id", d->cfg.data_dir);
+    unlink(path);
+    identity_close(&d->id);
+    log_warn("restart_fresh", "reason=\"%s\" action=exec_with_new_node_id",
+             d->rejoin_reason);
+    execv("/proc/self/exe", d->argv);
+    log_error("restart_fresh_failed", "error=\"%s\"", strerror(errno));
+    exit(1);
+}
 
 static void daemon_on_event(void *ctx, struct json_object *ev)
 {
@@ -44,16 +102,70 @@ static void daemon_on_event(void *ctx, struct json_object *ev)
         json_object_put(ev);
 }
 
+static void daemon_roles_freed(void *ctx)
+{
+    struct daemon *d = ctx;
+    d->roles = NULL;
+}
+
 static void daemon_on_left(void *ctx)
 {
     struct daemon *d = ctx;
     control_free(d->control);
     d->control = NULL;
+    if (d->roles != NULL)
+        rolemgr_free(d->roles, daemon_roles_freed, d);
     cluster_free(d->cluster);
     d->cluster = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+/* Roles are stopped and given back: say goodbye. */
+static void daemon_roles_down(void *ctx)
+{
+    struct daemon *d = ctx;
+    cluster_leave(d->cluster);
+}
+
+static void daemon_on_cluster(void *ctx, uint64_t cluster_id, const char *how)
+{
+    struct daemon *d = ctx;
+    if (d->roles != NULL)
+        rolemgr_on_cluster(d->roles, cluster_id, how);
+}
+
+static struct json_object *daemon_heartbeat_app(void *ctx)
+{
+    struct daemon *d = ctx;
+    return d->roles != NULL ? rolemgr_heartbeat_app(d->roles) : NULL;
+}
+
+static void daemon_on_member_app(void *ctx, uint64_t id,
+                                 struct json_object *app)
+{
+    struct daemon *d = ctx;
+    if (d->roles != NULL)
+        rolemgr_on_member_app(d->roles, id, app);
+}
+
+static void daemon_on_app(void *ctx, uint64_t from, struct json_object *m)
+{
+    struct daemon *d = ctx;
+    if (d->roles != NULL)
+        rolemgr_on_app(d->roles, from, m);
+}
+
+static void daemon_on_rejoin_fresh(void *ctx, const char *reason)
+{
+    struct daemon *d = ctx;
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    d->rejoin = true;
+    snprintf(d->rejoin_reason, sizeof(d->rejoin_reason), "%s", reason);
+    cluster_leave(d->cluster);
 }
 
 static void daemon_on_incarnation(void *ctx, uint64_t incarnation)
@@ -65,18 +177,45 @@ static void daemon_on_incarnation(void *ctx, uint64_t incarnation)
                   d->cfg.data_dir, strerror(-rc));
 }
 
+/* SIGHUP: read the configuration again the way it was read at start.
+ * Role definitions are what a reload changes; other keys need a restart
+ * and are reported as such. A bad file leaves everything as it was. */
+static void daemon_reload(struct daemon *d)
+{
+    struct config *nc = xcalloc(1, sizeof(*nc));
+    struct config_cli cli;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *errs = open_memstream(&buf, &len);
+    int rc = config_load(nc, &cli, d->argc, d->argv, environ, errs);
+    fclose(errs);
+    if (rc != 0) {
+        for (char *line = strtok(buf, "\n"); line != NULL;
+             line = strtok(NULL, "\n"))
+            log_error("config_reload_failed", "error=\"%s\"", line);
+        log_warn("config_reload", "action=kept_running_config");
+        free(buf);
+        config_free(nc);
+        free(nc);
+        return;
+    }
+    free(buf);
+    nc->bind_address = d->cfg.bind_address;
+    rolemgr_reload(d->roles, nc);
+}
+
 static void daemon_on_signal(uv_signal_t *h, int signum)
 {
     struct daemon *d = h->data;
     if (signum == SIGHUP) {
-        log_info("sighup", "action=none reason=\"nothing to reload yet\"");
+        daemon_reload(d);
         return;
     }
     if (d->stopping)
         return;
     d->stopping = true;
     log_info("stopping", "signal=%s", signum == SIGTERM ? "TERM" : "INT");
-    cluster_leave(d->cluster);
+    rolemgr_shutdown(d->roles, daemon_roles_down, d);
 }
 
 static int daemon_control(void *ctx, const char *cmd, struct json_object *args,
@@ -85,6 +224,8 @@ static int daemon_control(void *ctx, const char *cmd, struct json_object *args,
     struct daemon *d = ctx;
     if (strcmp(cmd, "status") == 0) {
         *result = cluster_status_json(d->cluster);
+        if (d->roles != NULL)
+            rolemgr_status(d->roles, *result);
         return 0;
     }
     if (strcmp(cmd, "ready") == 0) {
@@ -108,6 +249,11 @@ static int daemon_control(void *ctx, const char *cmd, struct json_object *args,
         *result = cluster_nodes_json(d->cluster, active);
         return 0;
     }
+    if (d->roles != NULL) {
+        int rc = rolemgr_control(d->roles, cmd, args, result, msg, msglen);
+        if (rc != BT_ENOTFOUND || msg[0] != 0)
+            return rc;
+    }
     snprintf(msg, msglen, "unknown command '%s'", cmd);
     return BT_ENOTFOUND;
 }
@@ -129,6 +275,8 @@ int main(int argc, char **argv)
     int rc;
 
     memset(&d, 0, sizeof(d));
+    d.argc = argc;
+    d.argv = argv;
     log_init("beethovend", LOG_LVL_INFO);
     rc = config_load(&d.cfg, &cli, argc, argv, environ, stderr);
     if (rc != 0)
@@ -184,10 +332,29 @@ int main(int argc, char **argv)
                              "reach listener_port can join\"");
 
     d.loop = uv_default_loop();
-    struct cluster_hooks hooks = {daemon_on_event, daemon_on_left,
-                                  daemon_on_incarnation, &d};
+    struct cluster_hooks hooks = {
+        .on_event = daemon_on_event,
+        .on_left = daemon_on_left,
+        .on_incarnation = daemon_on_incarnation,
+        .ctx = &d,
+        .on_cluster = daemon_on_cluster,
+        .heartbeat_app = daemon_heartbeat_app,
+        .on_member_app = daemon_on_member_app,
+        .on_app = daemon_on_app,
+    };
     cluster_new(d.loop, &d.cfg, d.id.node_id, d.id.incarnation,
                 d.cfg.bind_address, &hooks, &d.cluster);
+    char exec_path[PATH_MAX];
+    daemon_exec_path(exec_path, sizeof(exec_path));
+    struct rolemgr_hooks rhooks = {&d, daemon_on_rejoin_fresh,
+                                   daemon_on_event};
+    if (rolemgr_new(d.loop, &d.cfg, d.cluster, d.id.node_id, exec_path,
+                    &rhooks, &d.roles, err, sizeof(err)) < 0) {
+        log_error("start_failed", "reason=\"%s\"", err);
+        return 1;
+    }
+    /* After a full restart the first node up re-founds its own cluster. */
+    cluster_set_found_id(d.cluster, rolemgr_stored_cluster(d.roles));
     /* The control socket first: a second daemon on the same socket is
      * refused before it touches the network. */
     if (control_new(d.loop, d.cfg.control_socket, daemon_control, &d,
@@ -211,6 +378,8 @@ int main(int argc, char **argv)
 
     uv_run(d.loop, UV_RUN_DEFAULT);
     uv_loop_close(d.loop);
+    if (d.rejoin)
+        daemon_restart_fresh(&d);
     identity_close(&d.id);
     log_info("stopped", "node_id=%s", id);
     return 0;

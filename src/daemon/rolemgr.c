@@ -1,0 +1,1967 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The role manager (see rolemgr.h).
+ *
+ * Everything is driven by one 50 ms tick plus the Raft and supervisor
+ * callbacks; each tick compares wanted with actual state and issues what
+ * is missing, so a lost message or a leader change only delays a step.
+ *
+ * Writes from this node (its own node state, releases, role definitions)
+ * go through one outbox, one entry in flight: applied locally on the
+ * leader, else sent to the leader as a WIRE_APP "fwd" message.
+ *
+ * The fencing lease (lease.h): every heartbeat carries our send time and
+ * echoes the peer's; the lease was last renewed at the send time of our
+ * newest heartbeat that a majority of the Raft voters echoed. Without it
+ * for lease_ms the node stops its roles (fence_grace_ms between SIGTERM
+ * and SIGKILL) and starts them again only once it is back in touch and has
+ * applied the leader's commit index. */
+#include "rolemgr.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "beethoven/error.h"
+#include "cidr.h"
+#include "lease.h"
+#include "log.h"
+#include "msg.h"
+#include "reconcile.h"
+#include "rnode.h"
+#include "super.h"
+#include "table.h"
+
+#define RM_TICK_MS CONFIG_LEASE_CHECK_MS /* the lease check period */
+#define RM_FWD_TIMEOUT_MS 3000   /* a forwarded write without reply */
+#define RM_RETRY_MS 200          /* before resending a failed write */
+#define RM_CHANGE_RETRY_MS 2000  /* after a failed membership change */
+#define RM_MAX_SERVERS 512       /* Raft configuration entries we read */
+#define RM_SHUTDOWN_RELEASE_MS 2000
+#define RM_TRANSFER_WAIT_MS 1500
+#define RM_DRAIN_DEFAULT_S 300
+
+enum rm_drain_state { DRAIN_NONE = 0, DRAIN_DRAINING, DRAIN_DRAINED, DRAIN_FAILED };
+static const char *const rm_drain_names[] = {"none", "draining", "drained",
+                                             "failed"};
+
+/* What a peer tells us in its heartbeats. */
+struct rm_peer {
+    uint64_t id;
+    uint16_t raft_port;
+    char zone[TABLE_ZONE_MAX + 1];
+    char **crash; /* roles crash-looping there */
+    size_t n_crash;
+    bool leader;       /* it said it leads (term below) */
+    uint64_t term;
+    uint64_t commit;   /* its commit index when it said so */
+    monotime_t commit_at;
+};
+
+/* One write waiting in the outbox. */
+struct rm_out {
+    uint8_t *buf;
+    size_t len;
+    char what[96]; /* for logs: "release role=web" */
+    void (*done)(struct rolemgr *rm, int status, const struct table_result *r);
+    struct rm_out *next;
+};
+
+/* A role this node started, and the definition revision it runs. */
+struct rm_run {
+    char name[TABLE_NAME_MAX + 1];
+    uint64_t revision; /* table revision of the definition it runs */
+    uint64_t process;  /* rm_process_print() of that definition */
+};
+
+struct rm_step {
+    const char *step;
+    uint64_t elapsed_ms;
+};
+
+struct rolemgr {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct config *owned_cfg; /* from rolemgr_reload */
+    struct cluster *cluster;
+    struct rolemgr_hooks hooks;
+    uint64_t id;
+    char raft_dir[CONFIG_PATH_MAX + 16];
+    uint64_t stored_cluster; /* cluster id of the Raft state, 0 = none */
+
+    struct table table;
+    struct rnode *rn;
+    struct super *sup;
+    bool raft_started;
+    bool rejoining; /* on_rejoin_fresh called */
+    char rejoin_reason[256];
+    uv_timer_t tick;
+
+    struct rm_peer *peers;
+    size_t n_peers, cap_peers;
+
+    /* outbox */
+    struct rm_out *out_head, *out_tail;
+    bool out_busy;
+    uint64_t out_req, out_to; /* forwarded to out_to (0: applied here) */
+    monotime_t out_deadline, out_retry_at;
+    uint64_t fwd_seq;
+
+    /* leader */
+    uint64_t barrier_term; /* barrier issued in this term */
+    uint64_t ready_term;   /* barrier done: may act in this term */
+    monotime_t office_at;  /* when ready_term began */
+    unsigned leader_inflight;
+    monotime_t change_retry_at;
+
+    /* lease and fencing */
+    bool fenced;     /* roles must not run */
+    monotime_t fenced_at, regained_at;
+    monotime_t contact; /* last lease renewal (our clock) */
+    bool lease_valid;
+
+    /* roles here */
+    struct rm_run *runs;
+    size_t n_runs, cap_runs;
+    char **crash; /* our crash-looping roles */
+    size_t n_crash;
+    bool proposed;         /* startup role definitions proposed */
+    uint64_t conflict_rev; /* table revision conflicts were checked at */
+    uint64_t *conflict_seen; /* per cfg role: the committed revision whose
+                                conflict was reported, 0 if none */
+
+    /* drain */
+    enum rm_drain_state drain;
+    monotime_t drain_started, drain_deadline;
+    struct rm_step steps[8];
+    size_t n_steps;
+    char drain_error[128];
+    bool drain_stopping, drain_stopped;
+
+    /* shutdown */
+    bool stopping;
+    int stop_phase; /* 0 none, 1 roles, 2 release, 3 transfer, 4 done */
+    monotime_t stop_deadline;
+    void (*stop_done)(void *ctx);
+    void *stop_ctx;
+    void (*free_done)(void *ctx);
+    void *free_ctx;
+    unsigned closing; /* handles still closing in rolemgr_free */
+};
+
+static void rm_tick(uv_timer_t *t);
+static void rm_sync_roles(struct rolemgr *rm);
+static void rm_push_node_state(struct rolemgr *rm, enum table_node_state st);
+
+/* --- small helpers --------------------------------------------------------- */
+
+static void rm_emit(struct rolemgr *rm, const char *kind, const char *what,
+                    const char *role, const char *detail)
+{
+    if (rm->hooks.on_event == NULL)
+        return;
+    struct json_object *ev = json_object_new_object();
+    json_object_object_add(ev, "kind", json_object_new_string(kind));
+    json_object_object_add(ev, "event", json_object_new_string(what));
+    if (role != NULL)
+        json_object_object_add(ev, "role", json_object_new_string(role));
+    if (detail != NULL)
+        json_object_object_add(ev, "detail", json_object_new_string(detail));
+    json_object_object_add(ev, "ts_ms", json_object_new_int64(walltime_ms()));
+    rm->hooks.on_event(rm->hooks.ctx, ev);
+}
+
+static struct rm_peer *rm_peer(struct rolemgr *rm, uint64_t id, bool create)
+{
+    for (size_t i = 0; i < rm->n_peers; i++)
+        if (rm->peers[i].id == id)
+            return &rm->peers[i];
+    if (!create)
+        return NULL;
+    if (rm->n_peers == rm->cap_peers) {
+        rm->cap_peers = rm->cap_peers ? rm->cap_peers * 2 : 8;
+        rm->peers = xrealloc(rm->peers, rm->cap_peers * sizeof(*rm->peers));
+    }
+    struct rm_peer *p = &rm->peers[rm->n_peers++];
+    memset(p, 0, sizeof(*p));
+    p->id = id;
+    return p;
+}
+
+static void rm_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static bool rm_strv_has(char *const *v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+
+static bool rm_is_leader(const struct rolemgr *rm)
+{
+    return rnode_state(rm->rn) == RNODE_LEADER;
+}
+
+/* The leader after its barrier: may read the table and act on it. */
+static bool rm_leader_ready(const struct rolemgr *rm)
+{
+    return rm_is_leader(rm) && rm->ready_term == rnode_term(rm->rn) &&
+           rm->ready_term != 0;
+}
+
+/* --- the stored cluster id ------------------------------------------------- */
+
+static uint64_t rm_read_cluster_file(const char *dir)
+{
+    char path[CONFIG_PATH_MAX + 64], buf[32] = {0};
+    uint64_t id = 0;
+    snprintf(path, sizeof(path), "%s/cluster_id", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fgets(buf, sizeof(buf), f) != NULL) {
+        buf[strcspn(buf, "\n")] = 0;
+        if (msg_id_parse(buf, &id) < 0)
+            id = 0;
+    }
+    fclose(f);
+    return id;
+}
+
+static int rm_write_cluster_file(const char *dir, uint64_t id)
+{
+    char path[CONFIG_PATH_MAX + 64], tmp[CONFIG_PATH_MAX + 64];
+    char hex[MSG_ID_LEN + 1];
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+        return -errno;
+    snprintf(path, sizeof(path), "%s/cluster_id", dir);
+    snprintf(tmp, sizeof(tmp), "%s/cluster_id.tmp", dir);
+    msg_id_format(id, hex);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    char line[MSG_ID_LEN + 2];
+    int n = snprintf(line, sizeof(line), "%s\n", hex);
+    if (write(fd, line, (size_t)n) != n || fsync(fd) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    close(fd);
+    return rename(tmp, path) < 0 ? -errno : 0;
+}
+
+uint64_t rolemgr_stored_cluster(const struct rolemgr *rm)
+{
+    return rm->stored_cluster;
+}
+
+/* --- the outbox ------------------------------------------------------------ */
+
+static void rm_out_push(struct rolemgr *rm, const struct table_cmd *cmd,
+                        const char *what,
+                        void (*done)(struct rolemgr *, int,
+                                     const struct table_result *))
+{
+    uint8_t *buf;
+    size_t len;
+    char err[160];
+    if (table_cmd_encode(cmd, &buf, &len, err, sizeof(err)) < 0) {
+        log_warn("table_write_invalid", "what=\"%s\" reason=\"%s\"", what,
+                 err);
+        if (done != NULL)
+            done(rm, BT_EINVAL, NULL);
+        return;
+    }
+    struct rm_out *o = xcalloc(1, sizeof(*o));
+    o->buf = buf;
+    o->len = len;
+    o->done = done;
+    snprintf(o->what, sizeof(o->what), "%s", what);
+    if (rm->out_tail != NULL)
+        rm->out_tail->next = o;
+    else
+        rm->out_head = o;
+    rm->out_tail = o;
+}
+
+static bool rm_out_has(const struct rolemgr *rm, const char *what)
+{
+    for (const struct rm_out *o = rm->out_head; o != NULL; o = o->next)
+        if (strcmp(o->what, what) == 0)
+            return true;
+    return false;
+}
+
+/* The head entry finished: status 0 with the table's result, or a
+ * transport error (retried), or a refusal by the table (dropped). */
+static void rm_out_finish(struct rolemgr *rm, int status,
+                          const struct table_result *res)
+{
+    struct rm_out *o = rm->out_head;
+    rm->out_busy = false;
+    if (o == NULL)
+        return;
+    if (status == BT_ENOTLEADER || status == BT_ETIMEDOUT ||
+        status == BT_ECLOSED || status == BT_EUNAVAIL || status == BT_EBUSY) {
+        rm->out_retry_at = monotime_now() + RM_RETRY_MS;
+        return;
+    }
+    if (res != NULL && res->status != TABLE_OK &&
+        res->status != TABLE_UNCHANGED)
+        log_info("table_write_refused", "what=\"%s\" status=%s reason=\"%s\"",
+                 o->what, table_status_str(res->status), res->reason);
+    rm->out_head = o->next;
+    if (rm->out_head == NULL)
+        rm->out_tail = NULL;
+    if (o->done != NULL)
+        o->done(rm, status, res);
+    free(o->buf);
+    free(o);
+}
+
+static void rm_out_applied(void *arg, int status, const struct table_result *r)
+{
+    rm_out_finish(arg, status, r);
+}
+
+static void rm_out_pump(struct rolemgr *rm, monotime_t now)
+{
+    if (rm->out_busy) {
+        if (rm->out_to != 0 && rnode_leader(rm->rn) != rm->out_to) {
+            rm->out_req = 0;
+            rm_out_finish(rm, BT_ENOTLEADER, NULL); /* the leader changed */
+            return;
+        }
+        if (now >= rm->out_deadline) {
+            log_debug("table_write_timeout", "what=\"%s\"",
+                      rm->out_head ? rm->out_head->what : "");
+            rm->out_req = 0;
+            rm_out_finish(rm, BT_ETIMEDOUT, NULL);
+        }
+        return;
+    }
+    struct rm_out *o = rm->out_head;
+    if (o == NULL || now < rm->out_retry_at || rm->rn == NULL)
+        return;
+    if (rm_is_leader(rm)) {
+        if (!rm_leader_ready(rm))
+            return;
+        int rc = rnode_apply(rm->rn, o->buf, o->len, rm_out_applied, rm);
+        rm->out_to = 0;
+        if (rc == 0) {
+            rm->out_busy = true;
+            rm->out_deadline = now + RM_FWD_TIMEOUT_MS * 10;
+        } else {
+            rm_out_finish(rm, rc == BT_ENOTLEADER ? rc : BT_EINVAL, NULL);
+        }
+        return;
+    }
+    uint64_t leader = rnode_leader(rm->rn);
+    if (leader == 0 || leader == rm->id)
+        return;
+    struct json_object *m = json_object_new_object();
+    json_object_object_add(m, "t", json_object_new_string("fwd"));
+    rm->out_req = ++rm->fwd_seq;
+    json_object_object_add(m, "req",
+                           json_object_new_int64((int64_t)rm->out_req));
+    json_object_object_add(
+        m, "entry",
+        json_object_new_string_len((const char *)o->buf, (int)o->len));
+    int rc = cluster_send_app(rm->cluster, leader, m);
+    json_object_put(m);
+    if (rc == 0) {
+        rm->out_busy = true;
+        rm->out_to = leader;
+        rm->out_deadline = now + RM_FWD_TIMEOUT_MS;
+    } else {
+        rm->out_retry_at = now + RM_RETRY_MS;
+    }
+}
+
+/* --- forwarded writes (leader side) ---------------------------------------- */
+
+struct rm_fwd {
+    struct rolemgr *rm;
+    uint64_t from, req;
+};
+
+static void rm_fwd_reply(struct rolemgr *rm, uint64_t to, uint64_t req,
+                         int status, const struct table_result *res)
+{
+    struct json_object *m = json_object_new_object();
+    json_object_object_add(m, "t", json_object_new_string("fwd_reply"));
+    json_object_object_add(m, "req", json_object_new_int64((int64_t)req));
+    json_object_object_add(m, "code",
+                           json_object_new_string(status == 0 ? "ok"
+                                                  : status == BT_ENOTLEADER
+                                                      ? "ENOTLEADER"
+                                                      : "EINVAL"));
+    if (res != NULL) {
+        json_object_object_add(
+            m, "status", json_object_new_string(table_status_str(res->status)));
+        json_object_object_add(m, "index",
+                               json_object_new_int64((int64_t)res->index));
+        json_object_object_add(m, "reason",
+                               json_object_new_string(res->reason));
+    }
+    cluster_send_app(rm->cluster, to, m);
+    json_object_put(m);
+}
+
+static void rm_fwd_applied(void *arg, int status, const struct table_result *r)
+{
+    struct rm_fwd *f = arg;
+    if (f->rm != NULL)
+        rm_fwd_reply(f->rm, f->from, f->req, status, r);
+    free(f);
+}
+
+static void rm_on_fwd(struct rolemgr *rm, uint64_t from, struct json_object *m)
+{
+    struct json_object *e;
+    uint64_t req;
+    if (msg_get_u64(m, "req", &req) < 0 ||
+        !json_object_object_get_ex(m, "entry", &e) ||
+        !json_object_is_type(e, json_type_string))
+        return;
+    if (!rm_leader_ready(rm)) {
+        rm_fwd_reply(rm, from, req, BT_ENOTLEADER, NULL);
+        return;
+    }
+    const char *s = json_object_get_string(e);
+    size_t len = (size_t)json_object_get_string_len(e);
+    if (len == 0 || len % 8 != 0 || len > RNODE_ENTRY_MAX) {
+        rm_fwd_reply(rm, from, req, BT_EINVAL, NULL);
+        return;
+    }
+    struct rm_fwd *f = xcalloc(1, sizeof(*f));
+    f->rm = rm;
+    f->from = from;
+    f->req = req;
+    int rc = rnode_apply(rm->rn, (const uint8_t *)s, len, rm_fwd_applied, f);
+    if (rc < 0) {
+        free(f);
+        rm_fwd_reply(rm, from, req, rc, NULL);
+    }
+}
+
+static void rm_on_fwd_reply(struct rolemgr *rm, struct json_object *m)
+{
+    uint64_t req;
+    char code[16] = "", status[32] = "", reason[TABLE_REASON_MAX] = "";
+    if (msg_get_u64(m, "req", &req) < 0 || !rm->out_busy ||
+        req != rm->out_req || msg_get_str(m, "code", code, sizeof(code)) < 0)
+        return;
+    rm->out_req = 0;
+    if (strcmp(code, "ok") != 0) {
+        rm_out_finish(rm, strcmp(code, "ENOTLEADER") == 0 ? BT_ENOTLEADER
+                                                           : BT_EINVAL,
+                      NULL);
+        return;
+    }
+    struct table_result res;
+    memset(&res, 0, sizeof(res));
+    msg_get_str(m, "status", status, sizeof(status));
+    msg_get_str(m, "reason", reason, sizeof(reason));
+    msg_get_u64(m, "index", &res.index);
+    res.status = TABLE_E_MALFORMED;
+    for (int s = TABLE_OK; s <= TABLE_E_NO_KEY; s++)
+        if (strcmp(table_status_str((enum table_status)s), status) == 0)
+            res.status = (enum table_status)s;
+    snprintf(res.reason, sizeof(res.reason), "%s", reason);
+    rm_out_finish(rm, 0, &res);
+}
+
+/* --- the lease ------------------------------------------------------------- */
+
+static int rm_cmp_desc(const void *a, const void *b)
+{
+    monotime_t x = *(const monotime_t *)a, y = *(const monotime_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The send time of our newest heartbeat a majority of voters echoed (our
+ * own vote counts at once), or 0. */
+static monotime_t rm_majority_contact(struct rolemgr *rm)
+{
+    static struct rnode_server servers[RM_MAX_SERVERS];
+    monotime_t echo[RM_MAX_SERVERS];
+    size_t n = rnode_servers(rm->rn, servers, RM_MAX_SERVERS), nv = 0;
+    if (n > RM_MAX_SERVERS)
+        n = RM_MAX_SERVERS;
+    for (size_t i = 0; i < n; i++) {
+        if (servers[i].membership != RNODE_VOTER)
+            continue;
+        struct cluster_member_view v;
+        if (cluster_member_get(rm->cluster, servers[i].id, &v) < 0)
+            echo[nv++] = 0;
+        else
+            echo[nv++] = v.echo_ts;
+    }
+    if (nv == 0)
+        return 0;
+    qsort(echo, nv, sizeof(echo[0]), rm_cmp_desc);
+    return echo[nv / 2];
+}
+
+static void rm_lease_check(struct rolemgr *rm, monotime_t now)
+{
+    rm->contact = rm_majority_contact(rm);
+    bool valid = rm->contact != 0 &&
+                 !lease_lost(rm->contact, now, rm->cfg->lease_ms);
+    if (rm->lease_valid && !valid) {
+        log_warn("lease_lost",
+                 "silent_ms=%" PRIu64 " lease_ms=%u roles=%zu "
+                 "action=stop_roles grace_ms=%u",
+                 rm->contact ? now - rm->contact : 0, rm->cfg->lease_ms,
+                 super_count(rm->sup), rm->cfg->fence_grace_ms);
+        rm_emit(rm, "lease", "lost", NULL, NULL);
+    }
+    if (!rm->lease_valid && valid)
+        rm->regained_at = now;
+    rm->lease_valid = valid;
+    if (!valid && !rm->fenced) {
+        rm->fenced = true;
+        rm->fenced_at = now;
+    }
+    if (rm->fenced && valid) {
+        /* Back in touch: run roles again only from a table at least as
+         * new as the leader's commit index seen after the lease came back
+         * (the majority may have moved them meanwhile). */
+        bool caught_up = false;
+        if (rm_leader_ready(rm)) {
+            caught_up = true;
+        } else {
+            uint64_t leader = rnode_leader(rm->rn);
+            struct rm_peer *p = leader ? rm_peer(rm, leader, false) : NULL;
+            caught_up = p != NULL && p->leader &&
+                        p->commit_at >= rm->regained_at &&
+                        rnode_applied_index(rm->rn) >= p->commit;
+        }
+        if (caught_up) {
+            rm->fenced = false;
+            if (rm->fenced_at != 0)
+                log_info("lease_regained", "fenced_ms=%" PRIu64,
+                         now - rm->fenced_at);
+        }
+    }
+}
+
+/* --- supervisor hooks ------------------------------------------------------ */
+
+static void rm_on_role_state(void *ctx, const struct super_event *ev)
+{
+    struct rolemgr *rm = ctx;
+    char detail[96];
+    snprintf(detail, sizeof(detail), "from=%s to=%s pid=%d reason=%s",
+             super_state_str(ev->from), super_state_str(ev->to), ev->pid,
+             ev->reason);
+    rm_emit(rm, "role", "role_state", ev->role, detail);
+}
+
+static void rm_on_role_stopped(void *ctx, const char *role,
+                               const struct super_exit *how)
+{
+    struct rolemgr *rm = ctx;
+    (void)how;
+    for (size_t i = 0; i < rm->n_runs; i++)
+        if (strcmp(rm->runs[i].name, role) == 0) {
+            rm->runs[i] = rm->runs[--rm->n_runs];
+            break;
+        }
+}
+
+static void rm_on_role_crashloop(void *ctx, const char *role, unsigned exits)
+{
+    struct rolemgr *rm = ctx;
+    char detail[64];
+    snprintf(detail, sizeof(detail), "exits=%u", exits);
+    rm_emit(rm, "role", "role_crashloop", role, detail);
+    if (!rm_strv_has(rm->crash, rm->n_crash, role)) {
+        rm->crash = xrealloc(rm->crash, (rm->n_crash + 1) * sizeof(char *));
+        rm->crash[rm->n_crash++] = xstrdup(role);
+    }
+}
+
+/* --- running the roles the table gives us ---------------------------------- */
+
+static struct rm_run *rm_run_get(struct rolemgr *rm, const char *name)
+{
+    for (size_t i = 0; i < rm->n_runs; i++)
+        if (strcmp(rm->runs[i].name, name) == 0)
+            return &rm->runs[i];
+    return NULL;
+}
+
+/* A fingerprint of what the process of a role looks like: every field but
+ * instances, which only says how many nodes run it. A change of instances
+ * alone must not restart the instances that keep running. */
+static uint64_t rm_process_print(const struct table_role_def *d)
+{
+    static const char sep = 0; /* strings hold no NUL: unambiguous */
+    uint64_t h = msg_fnv1a(MSG_FNV_OFFSET, d->command, strlen(d->command) + 1);
+    for (size_t i = 0; i < d->n_args; i++)
+        h = msg_fnv1a(h, d->args[i], strlen(d->args[i]) + 1);
+    h = msg_fnv1a(h, &sep, 1);
+    for (size_t i = 0; i < d->n_env; i++)
+        h = msg_fnv1a(h, d->env[i], strlen(d->env[i]) + 1);
+    h = msg_fnv1a(h, &sep, 1);
+    uint32_t nums[2] = {d->stop_timeout_ms, (uint32_t)d->restart};
+    return msg_fnv1a(h, nums, sizeof(nums));
+}
+
+static int rm_start(struct rolemgr *rm, const struct table_role *r)
+{
+    struct super_role sr = {
+        .name = r->def.name,
+        .command = r->def.command,
+        .args = r->def.args,
+        .n_args = r->def.n_args,
+        .env = r->def.env,
+        .n_env = r->def.n_env,
+        .stop_timeout_ms = r->def.stop_timeout_ms,
+        .restart = (enum super_restart)r->def.restart,
+    };
+    int rc = super_start_role(rm->sup, &sr);
+    if (rc < 0)
+        return rc;
+    struct rm_run *run = rm_run_get(rm, r->def.name);
+    if (run == NULL) {
+        if (rm->n_runs == rm->cap_runs) {
+            rm->cap_runs = rm->cap_runs ? rm->cap_runs * 2 : 8;
+            rm->runs = xrealloc(rm->runs, rm->cap_runs * sizeof(*rm->runs));
+        }
+        run = &rm->runs[rm->n_runs++];
+        snprintf(run->name, sizeof(run->name), "%s", r->def.name);
+    }
+    run->revision = r->revision;
+    run->process = rm_process_print(&r->def);
+    return 0;
+}
+
+/* May this node run the roles the table gives it right now? */
+static bool rm_may_run(const struct rolemgr *rm)
+{
+    if (rm->fenced || rm->stopping || rm->rejoining || rm->drain != DRAIN_NONE)
+        return false;
+    const struct table_node *me = table_node_get(&rm->table, rm->id);
+    return me != NULL && me->state == TABLE_NODE_ACTIVE;
+}
+
+static void rm_sync_roles(struct rolemgr *rm)
+{
+    bool may = rm_may_run(rm);
+    unsigned grace = rm->fenced ? rm->cfg->fence_grace_ms : 0;
+    if (rm->fenced && grace == 0)
+        grace = 1; /* SIGKILL at once (0 would mean the role's own) */
+    /* Stop what must not run (any more, or in this revision). */
+    for (size_t i = super_count(rm->sup); i-- > 0;) {
+        struct super_role_info info;
+        if (super_role_info_at(rm->sup, i, &info) < 0 ||
+            info.state == SUPER_STOPPING)
+            continue;
+        const struct table_role *r = table_role_get(&rm->table, info.name);
+        bool held = may && r != NULL && table_role_holder(r, rm->id) != NULL;
+        struct rm_run *run = rm_run_get(rm, info.name);
+        if (!held) {
+            super_stop_role(rm->sup, info.name, grace);
+        } else if (run != NULL && run->revision != r->revision &&
+                   run->process == rm_process_print(&r->def)) {
+            run->revision = r->revision; /* only the count changed */
+        } else if (run != NULL && run->revision != r->revision) {
+            /* The definition changed: stop, and start the new one below
+             * (it runs once the old process is gone). */
+            log_info("role_restart", "role=%s reason=definition_changed "
+                     "revision=%" PRIu64, info.name, r->revision);
+            super_stop_role(rm->sup, info.name, 0);
+        }
+    }
+    if (!may)
+        return;
+    for (size_t i = 0; i < table_role_count(&rm->table); i++) {
+        const struct table_role *r = table_role_at(&rm->table, i);
+        if (table_role_holder(r, rm->id) == NULL)
+            continue;
+        enum super_state st = super_role_state(rm->sup, r->def.name);
+        struct rm_run *run = rm_run_get(rm, r->def.name);
+        if (st == SUPER_STOPPED || st == SUPER_STOPPING)
+            rm_start(rm, r);
+        else if (run == NULL)
+            rm_start(rm, r); /* idempotent: records the revision it runs */
+    }
+    /* Forget crash loops of roles no longer held here. */
+    for (size_t i = 0; i < rm->n_crash;) {
+        const struct table_role *r = table_role_get(&rm->table, rm->crash[i]);
+        if (r == NULL || table_role_holder(r, rm->id) == NULL) {
+            free(rm->crash[i]);
+            rm->crash[i] = rm->crash[--rm->n_crash];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* --- role definitions from the configuration ------------------------------- */
+
+static void rm_propose_put(struct rolemgr *rm, const struct table_role_def *d)
+{
+    struct table_cmd cmd = {.op = TABLE_OP_ROLE_PUT};
+    char what[96];
+    cmd.u.role_put = *d;
+    snprintf(what, sizeof(what), "role_put role=%s", d->name);
+    rm_out_push(rm, &cmd, what, NULL);
+}
+
+static void rm_propose_del(struct rolemgr *rm, const char *name)
+{
+    struct table_cmd cmd = {.op = TABLE_OP_ROLE_DEL};
+    char what[96];
+    cmd.u.role_del.name = name;
+    snprintf(what, sizeof(what), "role_del role=%s", name);
+    rm_out_push(rm, &cmd, what, NULL);
+}
+
+/* Once the table is caught up: propose configured roles the cluster does
+ * not know yet, and report those whose committed definition differs. */
+static void rm_check_definitions(struct rolemgr *rm)
+{
+    if (rm->rn == NULL || rnode_leader(rm->rn) == 0)
+        return;
+    if (!rm_leader_ready(rm)) {
+        uint64_t leader = rnode_leader(rm->rn);
+        struct rm_peer *p = rm_peer(rm, leader, false);
+        if (p == NULL || !p->leader ||
+            rnode_applied_index(rm->rn) < p->commit)
+            return; /* not caught up yet */
+    }
+    /* Caught up. A node restarted after a drain is in service again. */
+    const struct table_node *me = table_node_get(&rm->table, rm->id);
+    if (rm->drain == DRAIN_NONE && me != NULL &&
+        me->state == TABLE_NODE_DRAINING && !rm->out_busy)
+        rm_push_node_state(rm, TABLE_NODE_ACTIVE);
+    uint64_t rev = table_revision(&rm->table);
+    if (rm->proposed && rev == rm->conflict_rev)
+        return;
+    for (size_t i = 0; i < rm->cfg->n_roles; i++) {
+        const struct table_role_def *d = &rm->cfg->roles[i].def;
+        const struct table_role *r = table_role_get(&rm->table, d->name);
+        if (r == NULL) {
+            char what[96];
+            snprintf(what, sizeof(what), "role_put role=%s", d->name);
+            if (!rm->proposed && !rm_out_has(rm, what))
+                rm_propose_put(rm, d);
+            continue;
+        }
+        const char *field = table_role_def_diff(&r->def, d);
+        char what[96];
+        snprintf(what, sizeof(what), "role_put role=%s", d->name);
+        if (field == NULL) {
+            rm->conflict_seen[i] = 0;
+        } else if (rm->conflict_seen[i] != r->revision &&
+                   !rm_out_has(rm, what)) {
+            /* Reported once per committed revision, and not while this
+             * node's own new definition is on its way (after a reload). */
+            rm->conflict_seen[i] = r->revision;
+            log_warn("role_conflict",
+                     "role=%s field=%s action=run_committed "
+                     "reason=\"this node's configuration differs from the "
+                     "cluster's definition (revision %" PRIu64 ")\"",
+                     d->name, field, r->revision);
+            rm_emit(rm, "role", "role_conflict", d->name, field);
+        }
+    }
+    rm->proposed = true;
+    rm->conflict_rev = rev;
+}
+
+/* --- the leader ------------------------------------------------------------ */
+
+static void rm_barrier_done(void *arg, int status)
+{
+    struct rolemgr *rm = arg;
+    if (status == 0 && rm_is_leader(rm) &&
+        rm->barrier_term == rnode_term(rm->rn)) {
+        rm->ready_term = rm->barrier_term;
+        rm->office_at = monotime_now();
+        log_info("raft_leader_ready",
+                 "term=%" PRIu64 " applied=%" PRIu64 " roles=%zu nodes=%zu",
+                 rm->ready_term, rnode_applied_index(rm->rn),
+                 table_role_count(&rm->table), table_node_count(&rm->table));
+    } else {
+        rm->barrier_term = 0; /* try again on the next tick */
+    }
+}
+
+static void rm_leader_applied(void *arg, int status,
+                              const struct table_result *r)
+{
+    struct rolemgr *rm = arg;
+    (void)status;
+    (void)r;
+    if (rm->leader_inflight > 0)
+        rm->leader_inflight--;
+}
+
+static void rm_leader_apply(struct rolemgr *rm, const struct table_cmd *cmd)
+{
+    uint8_t *buf;
+    size_t len;
+    char err[160];
+    if (table_cmd_encode(cmd, &buf, &len, err, sizeof(err)) < 0) {
+        log_warn("table_write_invalid", "op=%s reason=\"%s\"",
+                 table_op_str(cmd->op), err);
+        return;
+    }
+    if (rnode_apply(rm->rn, buf, len, rm_leader_applied, rm) == 0)
+        rm->leader_inflight++;
+    free(buf);
+}
+
+static bool rm_member_live(enum member_status s)
+{
+    return s == MEMBER_ALIVE || s == MEMBER_SUSPECT || s == MEMBER_DRAINING;
+}
+
+/* Members into the table: new live members as active nodes, members
+ * that left as left. */
+static void rm_leader_nodes(struct rolemgr *rm)
+{
+    size_t n = cluster_member_count(rm->cluster);
+    for (size_t i = 0; i < n; i++) {
+        struct cluster_member_view v;
+        cluster_member_at(rm->cluster, i, &v);
+        const struct table_node *tn = table_node_get(&rm->table, v.id);
+        struct rm_peer *p = rm_peer(rm, v.id, false);
+        if (rm_member_live(v.status) && v.status != MEMBER_SUSPECT &&
+            (tn == NULL || (tn->state == TABLE_NODE_LEFT))) {
+            struct table_cmd cmd = {.op = TABLE_OP_NODE_PUT};
+            cmd.u.node_put.id = v.id;
+            cmd.u.node_put.name = v.name;
+            cmd.u.node_put.zone = p != NULL ? p->zone : "";
+            cmd.u.node_put.state = v.status == MEMBER_DRAINING
+                                       ? TABLE_NODE_DRAINING
+                                       : TABLE_NODE_ACTIVE;
+            rm_leader_apply(rm, &cmd);
+        } else if (v.status == MEMBER_LEFT && tn != NULL &&
+                   tn->state != TABLE_NODE_LEFT) {
+            struct table_cmd cmd = {.op = TABLE_OP_NODE_STATE};
+            cmd.u.node_state.id = v.id;
+            cmd.u.node_state.state = TABLE_NODE_LEFT;
+            rm_leader_apply(rm, &cmd);
+        }
+    }
+}
+
+static void rm_change_done(void *arg, int status)
+{
+    struct rolemgr *rm = arg;
+    if (status < 0) {
+        log_info("raft_change_failed", "error=\"%s\" retry_ms=%u",
+                 bt_strerror(status), RM_CHANGE_RETRY_MS);
+        rm->change_retry_at = monotime_now() + RM_CHANGE_RETRY_MS;
+    }
+}
+
+static void rm_change_log(const char *what, uint64_t id, const char *why)
+{
+    char hex[MSG_ID_LEN + 1];
+    msg_id_format(id, hex);
+    log_info("raft_membership", "change=%s node=%s reason=%s", what, hex, why);
+}
+
+/* One Raft configuration change at a time: add members, make them
+ * standby, keep the voter count, move votes off failed, draining and
+ * departed nodes, drop nodes that left. */
+static void rm_leader_voters(struct rolemgr *rm, monotime_t now)
+{
+    static struct rnode_server sv[RM_MAX_SERVERS];
+    if (rnode_changing(rm->rn) || now < rm->change_retry_at)
+        return;
+    size_t n = rnode_servers(rm->rn, sv, RM_MAX_SERVERS);
+    if (n > RM_MAX_SERVERS)
+        n = RM_MAX_SERVERS;
+    size_t nm = cluster_member_count(rm->cluster);
+    unsigned live = 0;
+    /* 1. add live members Raft does not know */
+    for (size_t i = 0; i < nm; i++) {
+        struct cluster_member_view v;
+        cluster_member_at(rm->cluster, i, &v);
+        if (!rm_member_live(v.status))
+            continue;
+        live++;
+        bool known = false;
+        for (size_t j = 0; j < n; j++)
+            known |= sv[j].id == v.id;
+        struct rm_peer *p = rm_peer(rm, v.id, false);
+        if (known || v.self || p == NULL || p->raft_port == 0 ||
+            v.status != MEMBER_ALIVE)
+            continue;
+        char addr[32], a[16];
+        snprintf(addr, sizeof(addr), "%s:%u", cidr_format_addr(v.addr, a),
+                 p->raft_port);
+        if (rnode_add(rm->rn, v.id, addr, rm_change_done, rm) == 0)
+            rm_change_log("add", v.id, "new_member");
+        return;
+    }
+    unsigned target = live >= 7 ? 5 : 3;
+    unsigned good_voters = 0;
+    uint64_t bad_voter = 0, spare = 0, extra = 0;
+    const char *bad_why = "";
+    char zones[8][TABLE_ZONE_MAX + 1];
+    unsigned nz = 0;
+    for (size_t j = 0; j < n; j++) {
+        struct cluster_member_view v;
+        bool member = cluster_member_get(rm->cluster, sv[j].id, &v) == 0;
+        bool good = member && (v.status == MEMBER_ALIVE);
+        if (!member || v.status == MEMBER_LEFT) {
+            /* departed: drop it from the configuration (not ourselves) */
+            if (sv[j].id != rm->id) {
+                if (rnode_remove(rm->rn, sv[j].id, rm_change_done, rm) == 0)
+                    rm_change_log("remove", sv[j].id,
+                                  member ? "left" : "forgotten");
+                return;
+            }
+        }
+        if (sv[j].membership == RNODE_VOTER) {
+            if (good) {
+                good_voters++;
+                struct rm_peer *p = rm_peer(rm, sv[j].id, false);
+                const char *z = sv[j].id == rm->id ? "" : p ? p->zone : "";
+                if (z[0] != 0 && nz < 8)
+                    snprintf(zones[nz++], sizeof(zones[0]), "%s", z);
+                if (sv[j].id != rm->id)
+                    extra = sv[j].id;
+            } else if (bad_voter == 0) {
+                bad_voter = sv[j].id;
+                bad_why = v.status == MEMBER_DRAINING ? "draining" : "failed";
+            }
+        } else if (sv[j].membership == RNODE_SPARE && good) {
+            spare = sv[j].id;
+        }
+    }
+    /* 2. spares that are alive become standby (hot copies) */
+    if (spare != 0) {
+        if (rnode_assign(rm->rn, spare, RNODE_STANDBY, rm_change_done, rm) ==
+            0)
+            rm_change_log("standby", spare, "caught_up_copy");
+        return;
+    }
+    /* 3. too few good voters: promote a standby, a new zone first */
+    if (good_voters < target) {
+        uint64_t pick = 0;
+        bool pick_new_zone = false;
+        for (size_t j = 0; j < n; j++) {
+            struct cluster_member_view v;
+            if (sv[j].membership != RNODE_STANDBY ||
+                cluster_member_get(rm->cluster, sv[j].id, &v) < 0 ||
+                v.status != MEMBER_ALIVE)
+                continue;
+            struct rm_peer *p = rm_peer(rm, sv[j].id, false);
+            bool new_zone = p != NULL && p->zone[0] != 0;
+            for (unsigned z = 0; z < nz && new_zone; z++)
+                new_zone = strcmp(zones[z], p->zone) != 0;
+            if (pick == 0 || (new_zone && !pick_new_zone) ||
+                (new_zone == pick_new_zone && sv[j].id < pick)) {
+                pick = sv[j].id;
+                pick_new_zone = new_zone;
+            }
+        }
+        if (pick != 0) {
+            if (rnode_assign(rm->rn, pick, RNODE_VOTER, rm_change_done, rm) ==
+                0)
+                rm_change_log("voter", pick,
+                              bad_voter ? "replace_voter" : "below_target");
+            return;
+        }
+    }
+    /* 4. enough good voters: the bad one gives up its vote */
+    if (bad_voter != 0 && good_voters >= target) {
+        if (rnode_assign(rm->rn, bad_voter, RNODE_STANDBY, rm_change_done,
+                         rm) == 0)
+            rm_change_log("standby", bad_voter, bad_why);
+        return;
+    }
+    /* 5. more good voters than wanted (the cluster shrank) */
+    if (good_voters > target && bad_voter == 0 && extra != 0) {
+        if (rnode_assign(rm->rn, extra, RNODE_STANDBY, rm_change_done, rm) ==
+            0)
+            rm_change_log("standby", extra, "above_target");
+    }
+}
+
+static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
+{
+    const struct table *t = &rm->table;
+    size_t nr = table_role_count(t), nh = 0, nn = 0, nc = 0;
+    for (size_t i = 0; i < nr; i++)
+        nh += table_role_at(t, i)->n_holders;
+    size_t nm = cluster_member_count(rm->cluster);
+    size_t cap_nodes = nm + table_node_count(t) + nh;
+    struct recon_role *roles = xcalloc(nr + 1, sizeof(*roles));
+    struct recon_holder *holders = xcalloc(nh + 1, sizeof(*holders));
+    struct recon_node *nodes = xcalloc(cap_nodes + 1, sizeof(*nodes));
+    size_t ncrash = rm->n_crash;
+    for (size_t i = 0; i < rm->n_peers; i++)
+        ncrash += rm->peers[i].n_crash;
+    struct recon_crash *crashes = xcalloc(ncrash + 1, sizeof(*crashes));
+
+    nh = 0;
+    for (size_t i = 0; i < nr; i++) {
+        const struct table_role *r = table_role_at(t, i);
+        roles[i].name = r->def.name;
+        roles[i].instances = r->def.instances;
+        for (size_t j = 0; j < r->n_holders; j++) {
+            holders[nh].role = r->def.name;
+            holders[nh++].node = r->holders[j].node;
+        }
+    }
+    /* nodes: every member, then table nodes and holders it does not know */
+    for (size_t i = 0; i < nm; i++) {
+        struct cluster_member_view v;
+        cluster_member_at(rm->cluster, i, &v);
+        struct recon_node *x = &nodes[nn++];
+        const struct table_node *tn = table_node_get(t, v.id);
+        x->id = v.id;
+        x->member = true;
+        x->status = v.status;
+        x->state = tn == NULL                          ? RECON_NODE_DRAINING
+                   : tn->state == TABLE_NODE_ACTIVE   ? RECON_NODE_ACTIVE
+                   : tn->state == TABLE_NODE_DRAINING ? RECON_NODE_DRAINING
+                                                      : RECON_NODE_LEFT;
+        x->score = (double)table_node_roles(t, v.id, NULL, 0);
+        x->fence_at = lease_fence_at(v.last_heard, rm->cfg->lease_ms,
+                                     rm->cfg->lease_margin_ms,
+                                     rm->cfg->clock_drift_ppm);
+    }
+    for (size_t i = 0; i < nh; i++) {
+        bool known = false;
+        for (size_t j = 0; j < nn && !known; j++)
+            known = nodes[j].id == holders[i].node;
+        if (known)
+            continue;
+        struct recon_node *x = &nodes[nn++];
+        const struct table_node *tn = table_node_get(t, holders[i].node);
+        x->id = holders[i].node;
+        x->member = false;
+        x->state = tn != NULL && tn->state == TABLE_NODE_LEFT
+                       ? RECON_NODE_LEFT
+                       : RECON_NODE_ACTIVE;
+        /* Never heard by us: its lease surely ran out a lease after we
+         * took office. */
+        x->fence_at = lease_fence_at(rm->office_at, rm->cfg->lease_ms,
+                                     rm->cfg->lease_margin_ms,
+                                     rm->cfg->clock_drift_ppm);
+    }
+    for (size_t i = 0; i < rm->n_crash; i++) {
+        crashes[nc].role = rm->crash[i];
+        crashes[nc++].node = rm->id;
+    }
+    for (size_t i = 0; i < rm->n_peers; i++)
+        for (size_t j = 0; j < rm->peers[i].n_crash; j++) {
+            crashes[nc].role = rm->peers[i].crash[j];
+            crashes[nc++].node = rm->peers[i].id;
+        }
+    struct recon_input in = {roles, nr, holders, nh, nodes, nn,
+                             crashes, nc, now};
+    size_t cap = recon_changes_max(&in), n = 0;
+    struct recon_change *ch = xcalloc(cap + 1, sizeof(*ch));
+    if (recon_run(&in, ch, cap, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (ch[i].action == RECON_WAIT)
+                continue;
+            char hex[MSG_ID_LEN + 1];
+            msg_id_format(ch[i].node, hex);
+            log_info("role_placement", "action=%s role=%s node=%s reason=%s",
+                     recon_action_str(ch[i].action), ch[i].role, hex,
+                     recon_reason_str(ch[i].reason));
+            struct table_cmd cmd = {.op = ch[i].action == RECON_ASSIGN
+                                              ? TABLE_OP_ASSIGN
+                                              : TABLE_OP_RELEASE};
+            cmd.u.hold.role = ch[i].role;
+            cmd.u.hold.node = ch[i].node;
+            rm_leader_apply(rm, &cmd);
+        }
+    }
+    free(ch);
+    free(crashes);
+    free(nodes);
+    free(holders);
+    free(roles);
+}
+
+static void rm_leader_tick(struct rolemgr *rm, monotime_t now)
+{
+    if (!rm_is_leader(rm))
+        return;
+    uint64_t term = rnode_term(rm->rn);
+    if (rm->ready_term != term) {
+        if (rm->barrier_term != term) {
+            rm->barrier_term = term;
+            if (rnode_barrier(rm->rn, rm_barrier_done, rm) < 0)
+                rm->barrier_term = 0;
+        }
+        return;
+    }
+    rm_leader_voters(rm, now);
+    if (rm->leader_inflight > 0)
+        return;
+    rm_leader_nodes(rm);
+    if (rm->leader_inflight > 0)
+        return;
+    rm_leader_reconcile(rm, now);
+}
+
+/* --- drain ----------------------------------------------------------------- */
+
+static void rm_drain_step(struct rolemgr *rm, const char *step)
+{
+    uint64_t ms = monotime_now() - rm->drain_started;
+    if (rm->n_steps < sizeof(rm->steps) / sizeof(rm->steps[0])) {
+        rm->steps[rm->n_steps].step = step;
+        rm->steps[rm->n_steps++].elapsed_ms = ms;
+    }
+    log_info("drain_step", "step=%s elapsed_ms=%" PRIu64, step, ms);
+    rm_emit(rm, "drain", step, NULL, NULL);
+}
+
+static bool rm_drain_has(const struct rolemgr *rm, const char *step)
+{
+    for (size_t i = 0; i < rm->n_steps; i++)
+        if (strcmp(rm->steps[i].step, step) == 0)
+            return true;
+    return false;
+}
+
+static void rm_push_node_state(struct rolemgr *rm, enum table_node_state st)
+{
+    struct table_cmd cmd = {.op = TABLE_OP_NODE_STATE};
+    char what[96];
+    cmd.u.node_state.id = rm->id;
+    cmd.u.node_state.state = st;
+    snprintf(what, sizeof(what), "node_state state=%s",
+             table_node_state_str(st));
+    if (!rm_out_has(rm, what))
+        rm_out_push(rm, &cmd, what, NULL);
+}
+
+static void rm_drain_stopped(void *ctx)
+{
+    struct rolemgr *rm = ctx;
+    rm->drain_stopping = false;
+    rm->drain_stopped = true;
+}
+
+/* Are the roles this node held placed elsewhere as far as the cluster
+ * can: each at its count, or on every other active node? */
+static bool rm_roles_placed(const struct rolemgr *rm)
+{
+    const struct table *t = &rm->table;
+    size_t active = 0;
+    for (size_t i = 0; i < table_node_count(t); i++) {
+        const struct table_node *n = table_node_at(t, i);
+        if (n->state == TABLE_NODE_ACTIVE && n->id != rm->id) {
+            struct cluster_member_view v;
+            if (cluster_member_get(rm->cluster, n->id, &v) == 0 &&
+                v.status == MEMBER_ALIVE)
+                active++;
+        }
+    }
+    for (size_t i = 0; i < table_role_count(t); i++) {
+        const struct table_role *r = table_role_at(t, i);
+        size_t want = r->def.instances < active ? r->def.instances : active;
+        if (table_role_holder(r, rm->id) != NULL || r->n_holders < want)
+            return false;
+    }
+    return true;
+}
+
+static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
+{
+    if (rm->drain != DRAIN_DRAINING)
+        return;
+    const struct table_node *me = table_node_get(&rm->table, rm->id);
+    if (!rm_drain_has(rm, "marked_draining")) {
+        if (me != NULL && me->state == TABLE_NODE_DRAINING)
+            rm_drain_step(rm, "marked_draining");
+        else
+            rm_push_node_state(rm, TABLE_NODE_DRAINING);
+    }
+    if (!rm_drain_has(rm, "leadership_transferred")) {
+        if (rm_is_leader(rm))
+            rnode_transfer(rm->rn, 0, NULL, NULL);
+        else if (rnode_leader(rm->rn) != 0)
+            rm_drain_step(rm, "leadership_transferred");
+    }
+    if (!rm_drain_has(rm, "vote_given_up") &&
+        rnode_membership(rm->rn, rm->id) != RNODE_VOTER)
+        rm_drain_step(rm, "vote_given_up");
+    if (!rm->drain_stopped && !rm->drain_stopping) {
+        monotime_t left =
+            rm->drain_deadline > now ? rm->drain_deadline - now : 1;
+        rm->drain_stopping = true;
+        super_stop_all(rm->sup, left > UINT_MAX ? 0 : (unsigned)left,
+                       rm_drain_stopped, rm);
+    }
+    if (rm->drain_stopped && !rm_drain_has(rm, "roles_stopped"))
+        rm_drain_step(rm, "roles_stopped");
+    /* Give back what we still hold once our processes are gone. */
+    if (rm->drain_stopped) {
+        for (size_t i = 0; i < table_role_count(&rm->table); i++) {
+            const struct table_role *r = table_role_at(&rm->table, i);
+            if (table_role_holder(r, rm->id) == NULL)
+                continue;
+            char what[96];
+            snprintf(what, sizeof(what), "release role=%s", r->def.name);
+            if (rm_out_has(rm, what))
+                continue;
+            struct table_cmd cmd = {.op = TABLE_OP_RELEASE};
+            cmd.u.hold.role = r->def.name;
+            cmd.u.hold.node = rm->id;
+            rm_out_push(rm, &cmd, what, NULL);
+        }
+        if (rm_drain_has(rm, "marked_draining") && rm_roles_placed(rm)) {
+            rm_drain_step(rm, "roles_placed");
+            rm->drain = DRAIN_DRAINED;
+            log_info("drain_done", "elapsed_ms=%" PRIu64,
+                     now - rm->drain_started);
+            return;
+        }
+    }
+    if (now >= rm->drain_deadline) {
+        rm->drain = DRAIN_FAILED;
+        snprintf(rm->drain_error, sizeof(rm->drain_error),
+                 "deadline passed before the roles were placed elsewhere");
+        log_warn("drain_failed", "elapsed_ms=%" PRIu64 " reason=\"%s\"",
+                 now - rm->drain_started, rm->drain_error);
+        rm_emit(rm, "drain", "failed", NULL, rm->drain_error);
+    }
+}
+
+static int rm_drain_start(struct rolemgr *rm, unsigned deadline_s, char *msg,
+                          size_t msglen)
+{
+    if (rm->rn == NULL || rnode_state(rm->rn) == RNODE_OFF) {
+        snprintf(msg, msglen, "drain: this node is not in a cluster yet");
+        return BT_ESTATE;
+    }
+    if (rm->stopping) {
+        snprintf(msg, msglen, "drain: the daemon is stopping");
+        return BT_ESTATE;
+    }
+    monotime_t now = monotime_now();
+    if (rm->drain == DRAIN_DRAINING) {
+        monotime_t d = now + (monotime_t)deadline_s * 1000;
+        if (d < rm->drain_deadline)
+            rm->drain_deadline = d; /* a nearer deadline wins */
+        return 0;
+    }
+    rm->drain = DRAIN_DRAINING;
+    rm->drain_started = now;
+    rm->drain_deadline = now + (monotime_t)deadline_s * 1000;
+    rm->n_steps = 0;
+    rm->drain_error[0] = 0;
+    rm->drain_stopped = rm->drain_stopping = false;
+    cluster_set_draining(rm->cluster, true);
+    log_info("drain_start", "deadline_s=%u roles=%zu", deadline_s,
+             super_count(rm->sup));
+    rm_emit(rm, "drain", "start", NULL, NULL);
+    rm_drain_tick(rm, now);
+    return 0;
+}
+
+static void rm_undrain(struct rolemgr *rm)
+{
+    if (rm->drain == DRAIN_NONE)
+        return;
+    rm->drain = DRAIN_NONE;
+    rm->n_steps = 0;
+    cluster_set_draining(rm->cluster, false);
+    rm_push_node_state(rm, TABLE_NODE_ACTIVE);
+    log_info("undrain", "state=active");
+    rm_emit(rm, "drain", "undrain", NULL, NULL);
+}
+
+/* --- shutdown -------------------------------------------------------------- */
+
+static void rm_shutdown_next(struct rolemgr *rm);
+
+static void rm_shutdown_roles_done(void *ctx)
+{
+    struct rolemgr *rm = ctx;
+    rm->stop_phase = 2;
+    rm->stop_deadline = monotime_now() + RM_SHUTDOWN_RELEASE_MS;
+    if (rm->rn != NULL && rnode_state(rm->rn) != RNODE_OFF)
+        rm_push_node_state(rm, TABLE_NODE_LEFT);
+    rm_shutdown_next(rm);
+}
+
+static void rm_shutdown_next(struct rolemgr *rm)
+{
+    monotime_t now = monotime_now();
+    if (rm->stop_phase == 2) {
+        const struct table_node *me = table_node_get(&rm->table, rm->id);
+        bool released = me == NULL || me->state == TABLE_NODE_LEFT ||
+                        rm->rn == NULL || rnode_state(rm->rn) == RNODE_OFF;
+        if (!released && now < rm->stop_deadline)
+            return;
+        log_info("shutdown_step", "step=%s", released ? "roles_released"
+                                                      : "release_timeout");
+        rm->stop_phase = 3;
+        rm->stop_deadline = now + RM_TRANSFER_WAIT_MS;
+        if (rm_is_leader(rm))
+            rnode_transfer(rm->rn, 0, NULL, NULL);
+    }
+    if (rm->stop_phase == 3) {
+        if (rm_is_leader(rm) && now < rm->stop_deadline)
+            return;
+        rm->stop_phase = 4;
+        if (rm->stop_done != NULL)
+            rm->stop_done(rm->stop_ctx);
+    }
+}
+
+void rolemgr_shutdown(struct rolemgr *rm, void (*done)(void *ctx), void *ctx)
+{
+    if (rm->stopping)
+        return;
+    rm->stopping = true;
+    rm->stop_done = done;
+    rm->stop_ctx = ctx;
+    rm->stop_phase = 1;
+    log_info("shutdown_step", "step=stop_roles roles=%zu",
+             super_count(rm->sup));
+    super_stop_all(rm->sup, 0, rm_shutdown_roles_done, rm);
+}
+
+/* --- the tick -------------------------------------------------------------- */
+
+static void rm_tick(uv_timer_t *t)
+{
+    struct rolemgr *rm = t->data;
+    monotime_t now = monotime_now();
+    if (rm->rn == NULL || rm->rejoining)
+        return;
+    rm_lease_check(rm, now);
+    rm_leader_tick(rm, now);
+    rm_out_pump(rm, now);
+    if (!rm->stopping) {
+        rm_check_definitions(rm);
+        rm_drain_tick(rm, now);
+    }
+    rm_sync_roles(rm);
+    if (rm->stopping)
+        rm_shutdown_next(rm);
+}
+
+static void rm_on_applied(void *ctx, const struct table_result *res)
+{
+    (void)ctx;
+    if (res->status != TABLE_OK)
+        return;
+    char hex[MSG_ID_LEN + 1];
+    msg_id_format(res->node, hex);
+    switch (res->op) {
+    case TABLE_OP_ASSIGN:
+    case TABLE_OP_RELEASE:
+        log_debug("table_applied", "op=%s role=%s node=%s index=%" PRIu64,
+                  table_op_str(res->op), res->role, hex, res->index);
+        break;
+    case TABLE_OP_ROLE_PUT:
+    case TABLE_OP_ROLE_DEL:
+        log_info("role_definition", "op=%s role=%s revision=%" PRIu64,
+                 table_op_str(res->op), res->role, res->revision);
+        break;
+    case TABLE_OP_NODE_PUT:
+    case TABLE_OP_NODE_STATE:
+        log_debug("table_applied", "op=%s node=%s state=%s released=%zu",
+                  table_op_str(res->op), hex,
+                  table_node_state_str(res->node_state), res->released);
+        break;
+    default:
+        break;
+    }
+}
+
+static void rm_on_raft_change(void *ctx)
+{
+    struct rolemgr *rm = ctx;
+    if (!rm_is_leader(rm))
+        rm->ready_term = 0;
+}
+
+/* --- Raft start and foreign state ------------------------------------------ */
+
+static void rm_rejoin_roles_down(void *ctx)
+{
+    struct rolemgr *rm = ctx;
+    if (rm->hooks.on_rejoin_fresh != NULL)
+        rm->hooks.on_rejoin_fresh(rm->hooks.ctx, rm->rejoin_reason);
+}
+
+static void rm_rejoin_fresh(struct rolemgr *rm, const char *reason)
+{
+    if (rm->rejoining)
+        return;
+    rm->rejoining = true;
+    log_error("raft_state_unusable",
+              "dir=%s reason=\"%s\" action=rejoin_as_new_member", rm->raft_dir,
+              reason);
+    snprintf(rm->rejoin_reason, sizeof(rm->rejoin_reason), "%s", reason);
+    super_stop_all(rm->sup, rm->cfg->fence_grace_ms ? rm->cfg->fence_grace_ms
+                                                    : 1,
+                   rm_rejoin_roles_down, rm);
+}
+
+void rolemgr_on_cluster(struct rolemgr *rm, uint64_t cluster_id,
+                        const char *how)
+{
+    char err[512], want[MSG_ID_LEN + 1], got[MSG_ID_LEN + 1];
+    if (rm->rejoining)
+        return;
+    if (rm->raft_started) {
+        if (cluster_id != rm->stored_cluster) {
+            msg_id_format(rm->stored_cluster, want);
+            msg_id_format(cluster_id, got);
+            snprintf(err, sizeof(err),
+                     "this node's cluster %s merged into cluster %s", want,
+                     got);
+            rm_rejoin_fresh(rm, err);
+        }
+        return;
+    }
+    bool has_state = rnode_has_state(rm->raft_dir);
+    if (has_state && rm->stored_cluster != 0 &&
+        rm->stored_cluster != cluster_id) {
+        msg_id_format(rm->stored_cluster, want);
+        msg_id_format(cluster_id, got);
+        snprintf(err, sizeof(err),
+                 "stored Raft state belongs to cluster %s, this node is in "
+                 "cluster %s",
+                 want, got);
+        rm_rejoin_fresh(rm, err);
+        return;
+    }
+    if (rm->stored_cluster != cluster_id) {
+        int rc = rm_write_cluster_file(rm->raft_dir, cluster_id);
+        if (rc < 0)
+            log_error("raft_dir_write_failed", "dir=%s error=\"%s\"",
+                      rm->raft_dir, strerror(-rc));
+        rm->stored_cluster = cluster_id;
+    }
+    bool founder = strcmp(how, "founded") == 0 || strcmp(how, "standalone") == 0;
+    int rc = rnode_start(rm->rn, founder && !has_state, err, sizeof(err));
+    if (rc == BT_EPROTO) {
+        rm_rejoin_fresh(rm, err);
+        return;
+    }
+    if (rc < 0) {
+        log_error("raft_start_failed", "reason=\"%s\" retry=none", err);
+        return;
+    }
+    rm->raft_started = true;
+    log_info("raft_start",
+             "dir=%s port=%u bootstrap=%s state=%s", rm->raft_dir,
+             config_raft_port(rm->cfg), founder && !has_state ? "yes" : "no",
+             has_state ? "restored" : "new");
+}
+
+/* --- heartbeats and app messages ------------------------------------------- */
+
+struct json_object *rolemgr_heartbeat_app(struct rolemgr *rm)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "rp", json_object_new_int(config_raft_port(rm->cfg)));
+    if (rm_is_leader(rm)) {
+        json_object_object_add(o, "leader", json_object_new_boolean(true));
+        json_object_object_add(
+            o, "term", json_object_new_int64((int64_t)rnode_term(rm->rn)));
+        json_object_object_add(
+            o, "commit",
+            json_object_new_int64((int64_t)rnode_commit_index(rm->rn)));
+    }
+    if (rm->n_crash > 0) {
+        struct json_object *a = json_object_new_array();
+        for (size_t i = 0; i < rm->n_crash; i++)
+            json_object_array_add(a, json_object_new_string(rm->crash[i]));
+        json_object_object_add(o, "crash", a);
+    }
+    return o;
+}
+
+void rolemgr_on_member_app(struct rolemgr *rm, uint64_t id,
+                           struct json_object *app)
+{
+    struct rm_peer *p = rm_peer(rm, id, true);
+    struct json_object *v;
+    uint16_t port;
+    if (msg_get_port(app, "rp", &port) == 0)
+        p->raft_port = port;
+    msg_get_str(app, "zone", p->zone, sizeof(p->zone));
+    p->leader = json_object_object_get_ex(app, "leader", &v) &&
+                json_object_get_boolean(v);
+    if (p->leader) {
+        msg_get_u64(app, "term", &p->term);
+        if (msg_get_u64(app, "commit", &p->commit) == 0)
+            p->commit_at = monotime_now();
+    }
+    rm_strv_free(p->crash, p->n_crash);
+    p->crash = NULL;
+    p->n_crash = 0;
+    if (json_object_object_get_ex(app, "crash", &v) &&
+        json_object_is_type(v, json_type_array)) {
+        size_t n = json_object_array_length(v);
+        if (n > TABLE_ROLES_MAX)
+            n = TABLE_ROLES_MAX;
+        p->crash = xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++) {
+            struct json_object *s = json_object_array_get_idx(v, i);
+            if (json_object_is_type(s, json_type_string) &&
+                json_object_get_string_len(s) <= TABLE_NAME_MAX)
+                p->crash[p->n_crash++] = xstrdup(json_object_get_string(s));
+        }
+    }
+}
+
+void rolemgr_on_app(struct rolemgr *rm, uint64_t from, struct json_object *m)
+{
+    char t[16];
+    if (msg_get_str(m, "t", t, sizeof(t)) < 0)
+        return;
+    if (strcmp(t, "fwd") == 0)
+        rm_on_fwd(rm, from, m);
+    else if (strcmp(t, "fwd_reply") == 0)
+        rm_on_fwd_reply(rm, m);
+}
+
+/* --- control --------------------------------------------------------------- */
+
+static const char *rm_node_name(const struct rolemgr *rm, uint64_t id,
+                                char hex[MSG_ID_LEN + 1])
+{
+    const struct table_node *n = table_node_get(&rm->table, id);
+    if (n != NULL && n->name[0] != 0)
+        return n->name;
+    msg_id_format(id, hex);
+    return hex;
+}
+
+static struct json_object *rm_roles_json(const struct rolemgr *rm)
+{
+    struct json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < table_role_count(&rm->table); i++) {
+        const struct table_role *r = table_role_at(&rm->table, i);
+        struct json_object *o = json_object_new_object();
+        struct json_object *names = json_object_new_array();
+        struct json_object *ids = json_object_new_array();
+        for (size_t j = 0; j < r->n_holders; j++) {
+            char hex[MSG_ID_LEN + 1];
+            json_object_array_add(
+                names, json_object_new_string(
+                           rm_node_name(rm, r->holders[j].node, hex)));
+            msg_id_format(r->holders[j].node, hex);
+            json_object_array_add(ids, json_object_new_string(hex));
+        }
+        json_object_object_add(o, "role", json_object_new_string(r->def.name));
+        json_object_object_add(o, "count",
+                               json_object_new_int64(r->def.instances));
+        json_object_object_add(o, "assigned",
+                               json_object_new_int64((int64_t)r->n_holders));
+        json_object_object_add(o, "holders", names);
+        json_object_object_add(o, "holder_ids", ids);
+        json_object_object_add(o, "command",
+                               json_object_new_string(r->def.command));
+        json_object_object_add(
+            o, "restart",
+            json_object_new_string(table_restart_str(r->def.restart)));
+        json_object_object_add(o, "revision",
+                               json_object_new_int64((int64_t)r->revision));
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}
+
+static int rm_whois(struct rolemgr *rm, struct json_object *args,
+                    struct json_object **result, char *msg, size_t msglen)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(args, "role", &v) ||
+        !json_object_is_type(v, json_type_string)) {
+        snprintf(msg, msglen, "whois: \"role\" (a role name) is required");
+        return BT_EINVAL;
+    }
+    const char *name = json_object_get_string(v);
+    const struct table_role *r = table_role_get(&rm->table, name);
+    if (r == NULL) {
+        snprintf(msg, msglen, "whois: no role named '%.64s'", name);
+        return BT_ENOTFOUND;
+    }
+    struct json_object *o = json_object_new_object();
+    struct json_object *arr = json_object_new_array();
+    for (size_t j = 0; j < r->n_holders; j++) {
+        struct json_object *h = json_object_new_object();
+        char hex[MSG_ID_LEN + 1], a[16] = "";
+        struct cluster_member_view mv;
+        uint64_t id = r->holders[j].node;
+        json_object_object_add(h, "name",
+                               json_object_new_string(rm_node_name(rm, id, hex)));
+        msg_id_format(id, hex);
+        json_object_object_add(h, "id", json_object_new_string(hex));
+        if (cluster_member_get(rm->cluster, id, &mv) == 0)
+            cidr_format_addr(mv.addr, a);
+        json_object_object_add(h, "address", json_object_new_string(a));
+        json_object_array_add(arr, h);
+    }
+    json_object_object_add(o, "role", json_object_new_string(r->def.name));
+    json_object_object_add(o, "holders", arr);
+    *result = o;
+    return 0;
+}
+
+static int rm_recover(struct rolemgr *rm, struct json_object *args,
+                      struct json_object **result, char *msg, size_t msglen)
+{
+    struct json_object *v;
+    uint64_t confirm = 0;
+    static struct rnode_server sv[RM_MAX_SERVERS];
+    if (!json_object_object_get_ex(args, "confirm", &v) ||
+        !json_object_is_type(v, json_type_string) ||
+        msg_id_parse(json_object_get_string(v), &confirm) < 0 ||
+        confirm != rm->id) {
+        snprintf(msg, msglen,
+                 "recover: \"confirm\" must be this node's id (see status)");
+        return BT_EINVAL;
+    }
+    if (rm->rn == NULL || rnode_state(rm->rn) == RNODE_OFF) {
+        snprintf(msg, msglen, "recover: Raft is not running on this node");
+        return BT_ESTATE;
+    }
+    if (rnode_leader(rm->rn) != 0) {
+        snprintf(msg, msglen,
+                 "recover: refused, the cluster has a leader (nothing to "
+                 "recover)");
+        return BT_ESTATE;
+    }
+    size_t n = rnode_servers(rm->rn, sv, RM_MAX_SERVERS);
+    unsigned voters = 0, alive = 0;
+    for (size_t i = 0; i < n && i < RM_MAX_SERVERS; i++) {
+        struct cluster_member_view mv;
+        if (sv[i].membership != RNODE_VOTER)
+            continue;
+        voters++;
+        if (cluster_member_get(rm->cluster, sv[i].id, &mv) == 0 &&
+            (mv.status == MEMBER_ALIVE || mv.status == MEMBER_SUSPECT ||
+             mv.status == MEMBER_DRAINING))
+            alive++;
+    }
+    if (voters == 0 || alive * 2 > voters) {
+        snprintf(msg, msglen,
+                 "recover: refused, %u of %u voters are alive (a majority "
+                 "can still elect a leader; wait for it)",
+                 alive, voters);
+        return BT_ESTATE;
+    }
+    char err[256];
+    int rc = rnode_recover_alone(rm->rn, err, sizeof(err));
+    if (rc < 0) {
+        snprintf(msg, msglen, "recover: %s", err);
+        return rc;
+    }
+    log_warn("raft_recover",
+             "voters_before=%u alive=%u action=sole_voter "
+             "reason=\"operator confirmed majority loss\"",
+             voters, alive);
+    *result = json_object_new_object();
+    json_object_object_add(*result, "recovered",
+                           json_object_new_boolean(true));
+    json_object_object_add(*result, "voters_before",
+                           json_object_new_int64(voters));
+    return 0;
+}
+
+int rolemgr_control(struct rolemgr *rm, const char *cmd,
+                    struct json_object *args, struct json_object **result,
+                    char *msg, size_t msglen)
+{
+    if (strcmp(cmd, "roles") == 0) {
+        *result = rm_roles_json(rm);
+        return 0;
+    }
+    if (strcmp(cmd, "whois") == 0)
+        return rm_whois(rm, args, result, msg, msglen);
+    if (strcmp(cmd, "drain") == 0) {
+        struct json_object *v;
+        int64_t d = RM_DRAIN_DEFAULT_S;
+        if (json_object_object_get_ex(args, "deadline_s", &v)) {
+            if (!json_object_is_type(v, json_type_int) ||
+                (d = json_object_get_int64(v)) < 1 || d > 86400) {
+                snprintf(msg, msglen,
+                         "drain: \"deadline_s\" must be an integer 1..86400");
+                return BT_EINVAL;
+            }
+        }
+        int rc = rm_drain_start(rm, (unsigned)d, msg, msglen);
+        if (rc < 0)
+            return rc;
+        *result = json_object_new_object();
+        json_object_object_add(*result, "state",
+                               json_object_new_string(rm_drain_names[rm->drain]));
+        json_object_object_add(
+            *result, "deadline_ms",
+            json_object_new_int64((int64_t)(rm->drain_deadline -
+                                            monotime_now())));
+        return 0;
+    }
+    if (strcmp(cmd, "undrain") == 0) {
+        rm_undrain(rm);
+        *result = json_object_new_object();
+        json_object_object_add(*result, "state",
+                               json_object_new_string("none"));
+        return 0;
+    }
+    if (strcmp(cmd, "recover") == 0)
+        return rm_recover(rm, args, result, msg, msglen);
+    return BT_ENOTFOUND;
+}
+
+void rolemgr_status(struct rolemgr *rm, struct json_object *st)
+{
+    monotime_t now = monotime_now();
+    struct json_object *r = json_object_new_object();
+    uint64_t leader = rnode_leader(rm->rn);
+    char hex[MSG_ID_LEN + 1] = "", hex2[MSG_ID_LEN + 1];
+    if (leader != 0)
+        msg_id_format(leader, hex);
+    json_object_object_add(
+        r, "state",
+        json_object_new_string(rm->raft_started
+                                   ? rnode_state_str(rnode_state(rm->rn))
+                                   : "off"));
+    json_object_object_add(r, "term",
+                           json_object_new_int64((int64_t)rnode_term(rm->rn)));
+    json_object_object_add(r, "leader_id", json_object_new_string(hex));
+    json_object_object_add(
+        r, "leader_name",
+        json_object_new_string(leader ? rm_node_name(rm, leader, hex2) : ""));
+    json_object_object_add(
+        r, "membership",
+        json_object_new_string(
+            rnode_membership_str(rnode_membership(rm->rn, rm->id))));
+    json_object_object_add(
+        r, "commit_index",
+        json_object_new_int64((int64_t)rnode_commit_index(rm->rn)));
+    json_object_object_add(
+        r, "applied_index",
+        json_object_new_int64((int64_t)rnode_applied_index(rm->rn)));
+    json_object_object_add(st, "raft", r);
+
+    struct json_object *here = json_object_new_array();
+    for (size_t i = 0; i < super_count(rm->sup); i++) {
+        struct super_role_info info;
+        if (super_role_info_at(rm->sup, i, &info) == 0 &&
+            info.state != SUPER_STOPPING)
+            json_object_array_add(here, json_object_new_string(info.name));
+    }
+    json_object_object_add(st, "roles_here", here);
+
+    struct json_object *l = json_object_new_object();
+    monotime_t end = rm->contact ? lease_deadline(rm->contact, rm->cfg->lease_ms)
+                                 : 0;
+    json_object_object_add(l, "valid",
+                           json_object_new_boolean(rm->lease_valid));
+    json_object_object_add(l, "fenced", json_object_new_boolean(rm->fenced));
+    json_object_object_add(
+        l, "remaining_ms",
+        json_object_new_int64(end > now ? (int64_t)(end - now) : 0));
+    json_object_object_add(st, "lease", l);
+
+    struct json_object *d = json_object_new_object();
+    json_object_object_add(d, "state",
+                           json_object_new_string(rm_drain_names[rm->drain]));
+    json_object_object_add(
+        d, "deadline_ms",
+        json_object_new_int64(rm->drain == DRAIN_DRAINING &&
+                                      rm->drain_deadline > now
+                                  ? (int64_t)(rm->drain_deadline - now)
+                                  : 0));
+    if (rm->drain == DRAIN_FAILED)
+        json_object_object_add(d, "error",
+                               json_object_new_string(rm->drain_error));
+    struct json_object *steps = json_object_new_array();
+    for (size_t i = 0; i < rm->n_steps; i++) {
+        struct json_object *s = json_object_new_object();
+        json_object_object_add(s, "step",
+                               json_object_new_string(rm->steps[i].step));
+        json_object_object_add(
+            s, "elapsed_ms",
+            json_object_new_int64((int64_t)rm->steps[i].elapsed_ms));
+        json_object_array_add(steps, s);
+    }
+    json_object_object_add(d, "steps", steps);
+    json_object_object_add(st, "drain", d);
+}
+
+/* --- reload ---------------------------------------------------------------- */
+
+static const struct table_role_def *rm_cfg_role(const struct config *c,
+                                                const char *name)
+{
+    for (size_t i = 0; i < c->n_roles; i++)
+        if (strcmp(c->roles[i].def.name, name) == 0)
+            return &c->roles[i].def;
+    return NULL;
+}
+
+void rolemgr_reload(struct rolemgr *rm, struct config *newcfg)
+{
+    const struct config *old = rm->cfg;
+    unsigned puts = 0, dels = 0;
+    for (size_t i = 0; i < newcfg->n_roles; i++) {
+        const struct table_role_def *d = &newcfg->roles[i].def;
+        const struct table_role_def *o = rm_cfg_role(old, d->name);
+        if (o == NULL || table_role_def_diff(o, d) != NULL) {
+            rm_propose_put(rm, d);
+            puts++;
+        }
+    }
+    for (size_t i = 0; i < old->n_roles; i++)
+        if (rm_cfg_role(newcfg, old->roles[i].def.name) == NULL) {
+            rm_propose_del(rm, old->roles[i].def.name);
+            dels++;
+        }
+    log_info("config_reloaded", "roles=%zu proposed_puts=%u proposed_dels=%u",
+             newcfg->n_roles, puts, dels);
+    /* The outbox keeps copies of the entries; the old definitions can go. */
+    rm->cfg = newcfg;
+    if (rm->owned_cfg != NULL) {
+        config_free(rm->owned_cfg);
+        free(rm->owned_cfg);
+    }
+    rm->owned_cfg = newcfg;
+    rm->conflict_rev = 0;
+    free(rm->conflict_seen);
+    rm->conflict_seen = xcalloc(newcfg->n_roles + 1, sizeof(uint64_t));
+}
+
+/* --- lifecycle ------------------------------------------------------------- */
+
+int rolemgr_new(uv_loop_t *loop, const struct config *cfg,
+                struct cluster *cluster, uint64_t node_id,
+                const char *exec_path, const struct rolemgr_hooks *hooks,
+                struct rolemgr **out, char *err, size_t errlen)
+{
+    struct rolemgr *rm = xcalloc(1, sizeof(*rm));
+    rm->loop = loop;
+    rm->cfg = cfg;
+    rm->cluster = cluster;
+    rm->hooks = *hooks;
+    rm->id = node_id;
+    rm->fenced = true;
+    snprintf(rm->raft_dir, sizeof(rm->raft_dir), "%s/raft", cfg->data_dir);
+    rm->stored_cluster = rm_read_cluster_file(rm->raft_dir);
+    table_init(&rm->table);
+    rm->conflict_seen = xcalloc(cfg->n_roles + 1, sizeof(uint64_t));
+
+    char sock_env[CONFIG_SOCKET_PATH_MAX + 32];
+    snprintf(sock_env, sizeof(sock_env), "BEETHOVEN_CONTROL_SOCKET=%s",
+             cfg->control_socket);
+    const char *extra[] = {sock_env};
+    struct super_config sc = {
+        .node_id = node_id,
+        .node_name = cfg->node_name,
+        .exec_path = exec_path,
+        .extra_env = extra,
+        .n_extra_env = 1,
+    };
+    struct super_hooks sh = {rm, rm_on_role_state, rm_on_role_stopped,
+                             rm_on_role_crashloop};
+    int rc = super_new(loop, &sc, &sh, &rm->sup);
+    if (rc < 0) {
+        snprintf(err, errlen,
+                 "role supervisor: cannot use the role helper %s (%s)",
+                 exec_path, bt_strerror(rc));
+        table_close(&rm->table);
+        free(rm->conflict_seen);
+        free(rm);
+        return rc;
+    }
+    struct rnode_params rp = {
+        .id = node_id,
+        .addr = cfg->bind_address,
+        .port = config_raft_port(cfg),
+        .dir = rm->raft_dir,
+        .key = (const uint8_t *)cfg->secret,
+        .keylen = cfg->secret_len,
+        .election_timeout_ms = cfg->election_timeout_ms,
+        .connect_timeout_ms = cfg->handshake_timeout_ms,
+        .handshake_timeout_ms = cfg->handshake_timeout_ms,
+    };
+    struct rnode_hooks rh = {rm, rm_on_applied, NULL, rm_on_raft_change};
+    rnode_new(loop, &rp, &rh, &rm->table, &rm->rn);
+    uv_timer_init(loop, &rm->tick);
+    rm->tick.data = rm;
+    uv_timer_start(&rm->tick, rm_tick, RM_TICK_MS, RM_TICK_MS);
+    *out = rm;
+    return 0;
+}
+
+static void rm_free_step(void *ctx)
+{
+    struct rolemgr *rm = ctx;
+    if (--rm->closing > 0)
+        return;
+    table_close(&rm->table);
+    for (size_t i = 0; i < rm->n_peers; i++)
+        rm_strv_free(rm->peers[i].crash, rm->peers[i].n_crash);
+    free(rm->peers);
+    free(rm->conflict_seen);
+    rm_strv_free(rm->crash, rm->n_crash);
+    free(rm->runs);
+    while (rm->out_head != NULL) {
+        struct rm_out *o = rm->out_head;
+        rm->out_head = o->next;
+        free(o->buf);
+        free(o);
+    }
+    if (rm->owned_cfg != NULL) {
+        config_free(rm->owned_cfg);
+        free(rm->owned_cfg);
+    }
+    void (*done)(void *) = rm->free_done;
+    void *dctx = rm->free_ctx;
+    free(rm);
+    if (done != NULL)
+        done(dctx);
+}
+
+static void rm_tick_closed(uv_handle_t *h)
+{
+    rm_free_step(h->data);
+}
+
+void rolemgr_free(struct rolemgr *rm, void (*done)(void *ctx), void *ctx)
+{
+    rm->free_done = done;
+    rm->free_ctx = ctx;
+    rm->closing = 2;
+    uv_timer_stop(&rm->tick);
+    uv_close((uv_handle_t *)&rm->tick, rm_tick_closed);
+    super_free(rm->sup);
+    rm->sup = NULL;
+    struct rnode *rn = rm->rn;
+    rm->rn = NULL;
+    rnode_close(rn, rm_free_step, rm);
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The role manager (the original's RoleMgmt): everything between the
+ * membership layer, the replicated table (Raft), the reconciler and the
+ * role supervisor.
+ *
+ * On every node: starts Raft once the node is in a cluster (bootstrapping
+ * it when the node founded the cluster), forwards its table writes to the
+ * leader, runs exactly the roles the committed table assigns to it while
+ * its fencing lease holds, stops them when the lease runs out, reports
+ * crash loops, drains and undrains, and gives roles back on shutdown.
+ *
+ * On the leader: after a barrier in its term, records members in the
+ * table, keeps 3 voters (5 from 7 members) with the rest standby, and
+ * reconciles holders with recon_run() every tick.
+ *
+ * Timings and the fencing guarantee: docs/architecture.md. */
+#ifndef BT_ROLEMGR_H
+#define BT_ROLEMGR_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+#include <uv.h>
+
+#include "cluster.h"
+#include "config.h"
+
+struct rolemgr;
+
+struct rolemgr_hooks {
+    void *ctx;
+    /* Stored Raft state cannot be used (it belongs to another cluster or
+     * is corrupt): the roles are stopped; the owner must wipe the Raft
+     * directory, take a new node id and start again (docs/operations.md). */
+    void (*on_rejoin_fresh)(void *ctx, const char *reason);
+    /* A role, drain or Raft event for `beethovenctl events` (ownership
+     * passes). */
+    void (*on_event)(void *ctx, struct json_object *ev);
+};
+
+/* cfg and cluster must outlive the manager. exec_path is the
+ * beethoven-role-exec helper. Returns 0, or a negative code with a reason
+ * in err. */
+int rolemgr_new(uv_loop_t *loop, const struct config *cfg,
+                struct cluster *cluster, uint64_t node_id,
+                const char *exec_path, const struct rolemgr_hooks *hooks,
+                struct rolemgr **out, char *err, size_t errlen);
+
+/* The cluster id this node's Raft state belongs to, 0 if none. */
+uint64_t rolemgr_stored_cluster(const struct rolemgr *rm);
+
+/* Hooks of the cluster module, forwarded by the owner. */
+void rolemgr_on_cluster(struct rolemgr *rm, uint64_t cluster_id,
+                        const char *how);
+struct json_object *rolemgr_heartbeat_app(struct rolemgr *rm);
+void rolemgr_on_member_app(struct rolemgr *rm, uint64_t id,
+                           struct json_object *app);
+void rolemgr_on_app(struct rolemgr *rm, uint64_t from, struct json_object *m);
+
+/* Control commands: roles, whois, drain, undrain, recover. Same contract
+ * as control_handler_fn; BT_ENOTFOUND for commands it does not know. */
+int rolemgr_control(struct rolemgr *rm, const char *cmd,
+                    struct json_object *args, struct json_object **result,
+                    char *msg, size_t msglen);
+/* Adds "raft", "roles_here", "lease" and "drain" to a status object. */
+void rolemgr_status(struct rolemgr *rm, struct json_object *status);
+
+/* SIGHUP: the new configuration (ownership passes to the manager, which
+ * frees the previous one it was given this way). Role definitions that
+ * changed between the old and the new file are proposed to the cluster. */
+void rolemgr_reload(struct rolemgr *rm, struct config *newcfg);
+
+/* Graceful stop: roles stopped, holdings given back, leadership handed
+ * over; then done(ctx). At most about stop_timeout + 3 s. */
+void rolemgr_shutdown(struct rolemgr *rm, void (*done)(void *ctx), void *ctx);
+
+/* Frees everything (roles are killed if still running); done(ctx) once
+ * every handle is closed. */
+void rolemgr_free(struct rolemgr *rm, void (*done)(void *ctx), void *ctx);
+
+#endif
