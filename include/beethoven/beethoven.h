@@ -98,8 +98,30 @@ BT_API int bt_request(struct bt_client *c, const char *request_json,
 BT_API int bt_call(struct bt_client *c, const char *cmd, const char *args_json,
                    char **result_json);
 
+/* Most drain steps bt_drain_status() keeps (the daemon reports five). */
+#define BT_DRAIN_STEPS_MAX 16
+
+/* One completed step of a drain, in the order the daemon reports them. */
+struct bt_drain_step {
+    char step[32]; /* "marked_draining", "leadership_transferred",
+                      "vote_given_up", "roles_stopped", "roles_placed" */
+    unsigned long long elapsed_ms; /* since the drain started */
+};
+
+/* This node's drain ("drain" object of the "status" command). A daemon
+ * that does not report drains leaves state "" and everything else 0. */
+struct bt_drain_status {
+    char state[16]; /* "none", "draining", "drained", "failed" */
+    unsigned long long deadline_ms; /* ms left while draining, else 0 */
+    char error[256];                /* why it failed; "" otherwise */
+    size_t n_steps;                 /* entries used in steps[] */
+    struct bt_drain_step steps[BT_DRAIN_STEPS_MAX]; /* extra steps dropped */
+};
+
 /* This node as the daemon sees it ("status" command). Strings are
- * NUL-terminated and truncated to fit; absent fields are "" or 0. */
+ * NUL-terminated and truncated to fit; absent fields are "" or 0 (except
+ * lease_valid, -1 when absent). Fields after version come from daemons
+ * that run the replicated role table; older daemons leave them empty. */
 struct bt_status {
     char node_id[17];      /* 16 hex digits */
     char name[64];         /* node name */
@@ -113,11 +135,31 @@ struct bt_status {
     unsigned members;      /* alive members, this node included */
     unsigned long long incarnation;
     char version[32]; /* daemon version */
+    /* Raft ("raft" object) */
+    char raft_state[16]; /* "leader", "follower", "candidate",
+                            "unavailable", "off"; "" when not reported */
+    unsigned long long raft_term;
+    char leader_id[17];   /* 16 hex digits; "" when no leader is known */
+    char leader_name[64]; /* "" when no leader is known */
+    char membership[16];  /* "voter", "standby", "spare", "none" */
+    unsigned long long commit_index;
+    unsigned long long applied_index;
+    /* roles this node runs ("roles_here"), joined with ","; truncated at
+     * a whole name when they do not fit, n_roles_here counts them all */
+    char roles_here[512];
+    unsigned n_roles_here;
+    /* the lease that lets this node run roles ("lease" object) */
+    int lease_valid; /* 1 valid, 0 expired, -1 not reported */
+    unsigned long long lease_remaining_ms;
+    /* this node's drain ("drain" object) */
+    struct bt_drain_status drain;
 };
 
 /* Fills *out from the "status" command. Returns 0, BT_EINVAL (NULL
- * arguments), BT_EPROTO (result not an object, or node_id, name, address,
- * mode or ready missing or of the wrong type) or the errors of bt_call(). */
+ * arguments), BT_EPROTO (result not an object; node_id, name, address,
+ * mode or ready missing; any known field present with the wrong type,
+ * also inside "raft", "lease" and "drain") or the errors of bt_call().
+ * On error *out is all zero (lease_valid -1). */
 BT_API int bt_status(struct bt_client *c, struct bt_status *out);
 
 /* Sets *ready to 1 when the node has joined or founded a cluster, else 0.
@@ -156,6 +198,91 @@ BT_API int bt_nodes(struct bt_client *c, int flags, struct bt_node **nodes,
 
 /* Frees an array from bt_nodes(). NULL is allowed. */
 BT_API void bt_nodes_free(struct bt_node *nodes);
+
+/* One role of the replicated table ("roles" command). The strings and
+ * arrays live in the block bt_roles() returns. */
+struct bt_role {
+    char name[64];                 /* role name */
+    unsigned count;                /* desired instances cluster-wide */
+    unsigned assigned;             /* instances assigned now */
+    size_t n_holders;              /* entries in holders and holder_ids */
+    const char *const *holders;    /* names of the nodes holding it */
+    const char *const *holder_ids; /* their ids (16 hex; "" if unknown) */
+    const char *command;           /* "" when not reported */
+    char restart[16];              /* "always", ...; "" when not reported */
+};
+
+/* Lists the roles of the replicated table, sorted by name as the daemon
+ * sends them. On success *roles is one malloc'd block holding *count
+ * entries and every string they point to (free with bt_roles_free(); may
+ * be non-NULL with *count 0). Returns 0, BT_EINVAL (NULL arguments),
+ * BT_EPROTO (result not an array of objects with a string "role", or a
+ * known field of the wrong type), BT_ENOMEM or the errors of bt_call()
+ * (BT_ENOTFOUND from a daemon without roles). */
+BT_API int bt_roles(struct bt_client *c, struct bt_role **roles, size_t *count);
+
+/* Frees a block from bt_roles(). NULL is allowed. */
+BT_API void bt_roles_free(struct bt_role *roles);
+
+/* One node holding a role ("whois" command). */
+struct bt_holder {
+    char id[17];      /* 16 hex digits */
+    char name[64];    /* node name */
+    char address[16]; /* dotted IPv4; "" when the node is not a member */
+};
+
+/* Lists the nodes holding role. On success *holders is a malloc'd array
+ * of *count entries (free with bt_holders_free(); may be non-NULL with
+ * *count 0 when nobody holds the role). Returns 0, BT_EINVAL (NULL
+ * arguments, empty role name; or the daemon found the request bad),
+ * BT_ENOTFOUND (no such role), BT_EPROTO (result not an object with an
+ * array "holders" of objects with a string "id"), BT_ENOMEM or the errors
+ * of bt_call(). */
+BT_API int bt_whois(struct bt_client *c, const char *role,
+                    struct bt_holder **holders, size_t *count);
+
+/* Frees an array from bt_whois(). NULL is allowed. */
+BT_API void bt_holders_free(struct bt_holder *holders);
+
+/* Longest drain deadline the daemon accepts, in seconds. */
+#define BT_DRAIN_DEADLINE_MAX 86400
+
+/* Starts draining this node ("drain" command): it stops leading and
+ * voting, stops its roles and lets the leader place them elsewhere.
+ * Returns at once; follow the progress with bt_drain_status().
+ * deadline_s 1..BT_DRAIN_DEADLINE_MAX bounds the drain, 0 takes the
+ * daemon's default. A drain already under way keeps running; a nearer
+ * deadline replaces its own. When deadline_ms is not NULL it receives the
+ * milliseconds the daemon gives the drain (0 if it did not say). Returns
+ * 0, BT_EINVAL (c NULL, deadline_s out of range), BT_ESTATE (the node is
+ * not in a cluster or is stopping), BT_EPROTO (result not an object) or
+ * the errors of bt_call(). */
+BT_API int bt_drain(struct bt_client *c, int deadline_s,
+                    unsigned long long *deadline_ms);
+
+/* Ends a drain ("undrain" command): the node becomes eligible for roles
+ * again. Harmless when no drain is under way. Returns 0, BT_EINVAL (c
+ * NULL) or the errors of bt_call(). */
+BT_API int bt_undrain(struct bt_client *c);
+
+/* Fills *out with this node's drain from the "status" command. Returns
+ * 0 (state "" from a daemon that does not report drains), BT_EINVAL (NULL
+ * arguments), BT_EPROTO (result not an object, "drain" not an object or
+ * one of its fields of the wrong type) or the errors of bt_call(). On
+ * error *out is all zero. */
+BT_API int bt_drain_status(struct bt_client *c, struct bt_drain_status *out);
+
+/* Guarded recovery after the loss of a Raft majority ("recover"
+ * command): this node becomes the only voter of the cluster's Raft
+ * configuration, keeping the table it has; the others rejoin as
+ * non-voters. confirm must be this node's id (bt_status() node_id), so
+ * the call cannot be aimed at the wrong daemon by mistake. The daemon
+ * refuses while a leader exists or a majority of the voters is alive.
+ * Entries committed by the lost majority that this node never received
+ * are lost. Returns 0, BT_EINVAL (NULL arguments; confirm not this node's
+ * id), BT_ESTATE (refused: the message says why) or the errors of
+ * bt_call(). */
+BT_API int bt_recover(struct bt_client *c, const char *confirm);
 
 /* Turns c into an event stream ("events" command): after this only
  * bt_events_next() and bt_close() may be used on c (other requests return

@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "beethoven/beethoven.h"
 #include "ctl.h"
@@ -35,14 +37,29 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv);
 static int cmd_nodes(struct ctl *ctl, int argc, char **argv);
 static int cmd_events(struct ctl *ctl, int argc, char **argv);
 static int cmd_ready(struct ctl *ctl, int argc, char **argv);
+static int cmd_roles(struct ctl *ctl, int argc, char **argv);
+static int cmd_whois(struct ctl *ctl, int argc, char **argv);
+static int cmd_drain(struct ctl *ctl, int argc, char **argv);
+static int cmd_undrain(struct ctl *ctl, int argc, char **argv);
+static int cmd_recover(struct ctl *ctl, int argc, char **argv);
 static int cmd_help(struct ctl *ctl, int argc, char **argv);
+
+/* How long drain waits beyond the drain's own deadline. */
+#define CTL_DRAIN_GRACE_MS 5000
+/* drain's polling interval. */
+#define CTL_DRAIN_POLL_MS 100
+/* The daemon's drain deadline when none is given (docs/control.md). */
+#define CTL_DRAIN_DEFAULT_S 300
 
 static const struct command commands[] = {
     {"status", "status", "show this node: identity, mode, readiness, cluster",
-     "Shows this node's identity and state.\n"
+     "Shows this node's identity and state, and, from daemons that run the\n"
+     "replicated role table: its Raft state, term, membership and leader,\n"
+     "the roles it runs, its lease, and its drain with the steps done.\n"
      "With --json, prints the daemon's status object as is; it has at least\n"
      "node_id, name, address, port, mode (\"standalone\" or \"clustered\"),\n"
-     "ready, state, cluster_id, cluster_name, members, incarnation, version.\n",
+     "ready, state, cluster_id, cluster_name, members, incarnation, version,\n"
+     "and from such daemons raft, roles_here, lease and drain.\n",
      cmd_status},
     {"nodes", "nodes [--active]",
      "list the cluster's members as this node sees them",
@@ -67,6 +84,62 @@ static const struct command commands[] = {
      "                       is not up yet, for up to SECONDS (decimals ok)\n"
      "With --json, prints {\"ready\":true} or {\"ready\":false}.\n",
      cmd_ready},
+    {"roles", "roles", "list the roles, their counts and holders",
+     "Lists the roles of the replicated table, sorted by name: the desired\n"
+     "instance COUNT, how many are ASSIGNED now and the HOLDERS (node\n"
+     "names, comma-separated; '-' for none).\n"
+     "With --json, prints the daemon's array as is: objects with at least\n"
+     "role, count, assigned, holders (node names), and holder_ids, command,\n"
+     "restart.\n",
+     cmd_roles},
+    {"whois", "whois ROLE", "tell which nodes hold a role",
+     "Prints the nodes holding ROLE, one per line: name, id, address.\n"
+     "Prints nothing (and a note on stderr) when no node holds it now;\n"
+     "an unknown role is an error (ENOTFOUND, exit 1).\n"
+     "With --json, prints the daemon's object as is:\n"
+     "{\"role\": ..., \"holders\": [{\"id\", \"name\", \"address\"}, ...]}.\n",
+     cmd_whois},
+    {"drain", "drain [--deadline S] [--no-wait]",
+     "move this node's roles away and stop it leading",
+     "Drains this node: marks it draining, hands over Raft leadership and\n"
+     "its vote, stops its roles and lets the leader place them elsewhere\n"
+     "(what an Azure eviction notice does). Prints state=draining\n"
+     "deadline_ms=<n>, then follows the drain, printing each step as it\n"
+     "completes as step=<name> elapsed_ms=<n> (names: marked_draining,\n"
+     "leadership_transferred, vote_given_up, roles_stopped, roles_placed),\n"
+     "and finally state=drained (exit 0), or state=<state> error=\"...\"\n"
+     "(exit 1) when the drain failed, was cancelled, or is not done 5 s\n"
+     "after its deadline. Interrupting the command does not stop the drain;\n"
+     "'undrain' does. A node stays drained until 'undrain'.\n"
+     "  -d, --deadline S   finish within S seconds (1..86400; default: the\n"
+     "                     daemon's, 300). Against a drain already under\n"
+     "                     way, a nearer deadline replaces its own.\n"
+     "  -n, --no-wait      only start the drain and print its first line\n"
+     "With --json, prints the same lines as JSON objects:\n"
+     "{\"state\":\"draining\",\"deadline_ms\":N}, "
+     "{\"step\":...,\"elapsed_ms\":N},\n"
+     "and {\"state\":...} with \"error\" when it ended badly.\n",
+     cmd_drain},
+    {"undrain", "undrain", "end a drain: the node may hold roles again",
+     "Ends this node's drain (also a failed or finished one): it becomes\n"
+     "eligible for roles and for Raft voting again. Harmless when the node\n"
+     "is not draining. Prints state=none; with --json, the daemon's object\n"
+     "{\"state\":\"none\"}.\n",
+     cmd_undrain},
+    {"recover", "recover --yes", "make this node the only Raft voter (DANGER)",
+     "Recovers a cluster that lost the majority of its Raft voters for good\n"
+     "(the table is frozen: no leader can be elected). This node becomes the\n"
+     "only voter of the Raft configuration, keeping the table it has, so\n"
+     "it can elect itself and accept changes again.\n"
+     "RISK: changes the lost voters committed but this node never received\n"
+     "are lost, and if those voters come back they may have diverged. The\n"
+     "daemon refuses while a leader exists or a majority of the voters is\n"
+     "alive (ESTATE, exit 1), so use it only when the lost voters are gone.\n"
+     "Without --yes it explains this and does nothing (exit 2). With --yes it\n"
+     "reads this node's id from status and sends it as the confirmation.\n"
+     "  -y, --yes   really do it\n"
+     "With --json, prints the daemon's result object as is.\n",
+     cmd_recover},
     {"help", "help [COMMAND]", "show help for the tool or a command",
      "Without COMMAND, shows the tool's usage and commands; with one, that\n"
      "command's help.\n",
@@ -85,8 +158,13 @@ static void ctl_usage(FILE *f)
             "Talks to the local beethovend over its control socket.\n\n"
             "Commands:\n",
             prog);
-    for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-24s %s\n", commands[i].usage, commands[i].summary);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strlen(commands[i].usage) > 24)
+            fprintf(f, "  %s\n  %-24s %s\n", commands[i].usage, "",
+                    commands[i].summary);
+        else
+            fprintf(f, "  %-24s %s\n", commands[i].usage, commands[i].summary);
+    }
     fprintf(f,
             "\nOptions (also accepted after COMMAND):\n"
             "  -s, --socket PATH   control socket (default: $%s,\n"
@@ -100,9 +178,9 @@ static void ctl_usage(FILE *f)
             "  -V, --version       print the version\n"
             "\nExit status:\n"
             "  0  success\n"
-            "  1  the command ran but the answer is negative (not ready, or "
-            "the daemon\n"
-            "     returned an error)\n"
+            "  1  the command ran but the answer is negative (not ready, a "
+            "drain that\n"
+            "     failed or timed out, or the daemon returned an error)\n"
             "  2  usage error\n"
             "  3  the daemon is unreachable (socket absent or refused, "
             "permission denied,\n"
@@ -372,6 +450,310 @@ static int cmd_ready(struct ctl *ctl, int argc, char **argv)
     }
     ctl->out->ready(ready);
     return ready ? CTL_EXIT_OK : CTL_EXIT_NEGATIVE;
+}
+
+static int cmd_roles(struct ctl *ctl, int argc, char **argv)
+{
+    const struct command *cmd = ctl_find("roles");
+    struct bt_client *c;
+    struct bt_role *roles = NULL;
+    size_t count = 0;
+    char *json = NULL;
+    int rc, ex;
+
+    if (argc > 0)
+        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[0]);
+    if ((ex = ctl_open(ctl, &c)) != 0)
+        return ex;
+    if (ctl->out->raw)
+        rc = bt_call(c, "roles", NULL, &json);
+    else
+        rc = bt_roles(c, &roles, &count);
+    if (rc < 0) {
+        ex = ctl_fail(c, "roles", rc);
+    } else {
+        ctl->out->roles(roles, count, json);
+        ex = CTL_EXIT_OK;
+    }
+    bt_free(json);
+    bt_roles_free(roles);
+    bt_close(c);
+    return ex;
+}
+
+/* {"key":"value"} with value escaped as a JSON string (malloc'd). */
+static char *ctl_json_arg(const char *key, const char *value)
+{
+    size_t len = strlen(key) + 6 * strlen(value) + 16, j = 0;
+    char *buf = malloc(len);
+    if (buf == NULL)
+        return NULL;
+    j += (size_t)snprintf(buf, len, "{\"%s\":\"", key);
+    for (const unsigned char *p = (const unsigned char *)value; *p != '\0';
+         p++) {
+        if (*p == '"' || *p == '\\') {
+            buf[j++] = '\\';
+            buf[j++] = (char)*p;
+        } else if (*p < 0x20) {
+            j += (size_t)snprintf(buf + j, len - j, "\\u%04x", *p);
+        } else {
+            buf[j++] = (char)*p;
+        }
+    }
+    snprintf(buf + j, len - j, "\"}");
+    return buf;
+}
+
+static int cmd_whois(struct ctl *ctl, int argc, char **argv)
+{
+    const struct command *cmd = ctl_find("whois");
+    struct bt_client *c;
+    struct bt_holder *holders = NULL;
+    size_t count = 0;
+    const char *role = NULL;
+    char *json = NULL, *args = NULL;
+    int rc, ex;
+
+    for (int i = 0; i < argc; i++) {
+        if (role != NULL)
+            return ctl_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+        role = argv[i];
+    }
+    if (role == NULL || role[0] == '\0')
+        return ctl_usage_error(cmd, "%s", "a role name is required");
+    if (ctl->out->raw && (args = ctl_json_arg("role", role)) == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return CTL_EXIT_NEGATIVE;
+    }
+    if ((ex = ctl_open(ctl, &c)) != 0) {
+        free(args);
+        return ex;
+    }
+    if (ctl->out->raw)
+        rc = bt_call(c, "whois", args, &json);
+    else
+        rc = bt_whois(c, role, &holders, &count);
+    if (rc < 0) {
+        ex = ctl_fail(c, "whois", rc);
+    } else {
+        ctl->out->whois(holders, count, json);
+        if (count == 0 && !ctl->out->raw)
+            fprintf(stderr, "%s: whois: no node holds role '%s' now\n", prog,
+                    role);
+        ex = CTL_EXIT_OK;
+    }
+    free(args);
+    bt_free(json);
+    bt_holders_free(holders);
+    bt_close(c);
+    return ex;
+}
+
+static int64_t ctl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void ctl_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000,
+                          .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Polls the drain every CTL_DRAIN_POLL_MS until it ends or until
+ * wait_ms pass, printing each step once. */
+static int ctl_drain_follow(struct ctl *ctl, struct bt_client *c,
+                            int64_t wait_ms)
+{
+    int64_t give_up = ctl_now_ms() + wait_ms;
+    struct bt_drain_status d;
+    size_t printed = 0;
+    char why[320];
+    int rc;
+
+    for (;;) {
+        rc = bt_drain_status(c, &d);
+        if (rc < 0)
+            return ctl_fail(c, "drain", rc); /* 3 when the daemon went away */
+        if (d.n_steps < printed)             /* someone restarted the drain */
+            printed = 0;
+        for (; printed < d.n_steps; printed++)
+            ctl->out->drain_step(&d.steps[printed]);
+        if (strcmp(d.state, "drained") == 0) {
+            ctl->out->drain_end(d.state, "");
+            return CTL_EXIT_OK;
+        }
+        if (strcmp(d.state, "failed") == 0) {
+            ctl->out->drain_end(d.state, d.error[0] != '\0'
+                                             ? d.error
+                                             : "the daemon gave no reason");
+            return CTL_EXIT_NEGATIVE;
+        }
+        if (strcmp(d.state, "draining") != 0) {
+            ctl->out->drain_end(
+                d.state, d.state[0] == '\0'
+                             ? "the daemon does not report drain progress"
+                             : "the drain was cancelled (undrain)");
+            return CTL_EXIT_NEGATIVE;
+        }
+        if (ctl_now_ms() >= give_up) {
+            snprintf(why, sizeof(why),
+                     "not drained %d s after the deadline; the drain goes on "
+                     "(see status, or undrain)",
+                     CTL_DRAIN_GRACE_MS / 1000);
+            ctl->out->drain_end(d.state, why);
+            return CTL_EXIT_NEGATIVE;
+        }
+        ctl_sleep_ms(CTL_DRAIN_POLL_MS);
+    }
+}
+
+static int cmd_drain(struct ctl *ctl, int argc, char **argv)
+{
+    const struct command *cmd = ctl_find("drain");
+    struct bt_client *c;
+    const char *deadline = NULL;
+    unsigned long long deadline_ms = 0;
+    bool nowait = false;
+    long secs = 0;
+    int rc, ex;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--deadline") == 0 || strcmp(argv[i], "-d") == 0) {
+            if (i + 1 >= argc)
+                return ctl_usage_error(cmd, "%s needs a number of seconds",
+                                       argv[i]);
+            deadline = argv[++i];
+        } else if (strncmp(argv[i], "--deadline=", 11) == 0) {
+            deadline = argv[i] + 11;
+        } else if (strcmp(argv[i], "--no-wait") == 0 ||
+                   strcmp(argv[i], "-n") == 0) {
+            nowait = true;
+        } else {
+            return ctl_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (deadline != NULL) {
+        char *end;
+        errno = 0;
+        secs = strtol(deadline, &end, 10);
+        if (errno != 0 || end == deadline || *end != '\0' || secs < 1 ||
+            secs > BT_DRAIN_DEADLINE_MAX)
+            return ctl_usage_error(
+                cmd,
+                "--deadline: '%s' is not a whole number of seconds "
+                "1..86400",
+                deadline);
+    }
+    if ((ex = ctl_open(ctl, &c)) != 0)
+        return ex;
+    rc = bt_drain(c, (int)secs, &deadline_ms);
+    if (rc < 0) {
+        ex = ctl_fail(c, "drain", rc);
+        bt_close(c);
+        return ex;
+    }
+    if (deadline_ms == 0) /* a daemon that did not say */
+        deadline_ms =
+            (unsigned long long)(secs > 0 ? secs : CTL_DRAIN_DEFAULT_S) * 1000;
+    ctl->out->drain_started(deadline_ms);
+    ex = nowait ? CTL_EXIT_OK
+                : ctl_drain_follow(ctl, c,
+                                   (int64_t)deadline_ms + CTL_DRAIN_GRACE_MS);
+    bt_close(c);
+    return ex;
+}
+
+static int cmd_undrain(struct ctl *ctl, int argc, char **argv)
+{
+    const struct command *cmd = ctl_find("undrain");
+    struct bt_client *c;
+    char *json = NULL;
+    int rc, ex;
+
+    if (argc > 0)
+        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[0]);
+    if ((ex = ctl_open(ctl, &c)) != 0)
+        return ex;
+    if (ctl->out->raw)
+        rc = bt_call(c, "undrain", NULL, &json);
+    else
+        rc = bt_undrain(c);
+    if (rc < 0) {
+        ex = ctl_fail(c, "undrain", rc);
+    } else {
+        ctl->out->undrain(json);
+        ex = CTL_EXIT_OK;
+    }
+    bt_free(json);
+    bt_close(c);
+    return ex;
+}
+
+static int cmd_recover(struct ctl *ctl, int argc, char **argv)
+{
+    const struct command *cmd = ctl_find("recover");
+    struct bt_client *c;
+    struct bt_status s;
+    char *json = NULL, *args = NULL;
+    bool yes = false;
+    int rc, ex;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0)
+            yes = true;
+        else
+            return ctl_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    }
+    if (!yes) {
+        fprintf(
+            stderr,
+            "%s: recover: refusing without --yes.\n"
+            "recover makes this node the only Raft voter of the cluster, "
+            "keeping the\n"
+            "table it has. It is meant for a cluster that lost a majority "
+            "of its voters\n"
+            "for good and so cannot elect a leader. Changes that only the "
+            "lost voters\n"
+            "received are lost, and voters that come back may have "
+            "diverged. The daemon\n"
+            "refuses while a leader exists or a majority of voters is "
+            "alive.\n"
+            "Run '%s recover --yes' on the one surviving node you choose.\n",
+            prog, prog);
+        return CTL_EXIT_USAGE;
+    }
+    if ((ex = ctl_open(ctl, &c)) != 0)
+        return ex;
+    rc = bt_status(c, &s);
+    if (rc < 0) {
+        ex = ctl_fail(c, "recover", rc);
+        bt_close(c);
+        return ex;
+    }
+    if (ctl->out->raw) {
+        args = ctl_json_arg("confirm", s.node_id);
+        rc = args != NULL ? bt_call(c, "recover", args, &json) : BT_ENOMEM;
+    } else {
+        rc = bt_recover(c, s.node_id);
+    }
+    if (rc == BT_ENOMEM && args == NULL && ctl->out->raw) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        ex = CTL_EXIT_NEGATIVE;
+    } else if (rc < 0) {
+        ex = ctl_fail(c, "recover", rc);
+    } else {
+        ctl->out->recover(s.node_id, json);
+        ex = CTL_EXIT_OK;
+    }
+    free(args);
+    bt_free(json);
+    bt_close(c);
+    return ex;
 }
 
 static int cmd_help(struct ctl *ctl, int argc, char **argv)

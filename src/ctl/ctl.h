@@ -25,6 +25,16 @@ struct output {
     void (*nodes)(const struct bt_node *nodes, size_t count, const char *json);
     void (*event)(const char *event_json);
     void (*ready)(int ready);
+    void (*roles)(const struct bt_role *roles, size_t count, const char *json);
+    void (*whois)(const struct bt_holder *holders, size_t count,
+                  const char *json);
+    /* drain: always parsed values (the CLI follows the drain itself) */
+    void (*drain_started)(unsigned long long deadline_ms);
+    void (*drain_step)(const struct bt_drain_step *step);
+    /* the drain's last state; why is "" or the reason it ended badly */
+    void (*drain_end)(const char *state, const char *why);
+    void (*undrain)(const char *json);
+    void (*recover)(const char *node_id, const char *json);
 };
 
 extern const struct output output_text;

@@ -18,6 +18,76 @@ static void text_kv(const char *key, const char *value)
     printf("%-12s %s\n", key, value);
 }
 
+static void text_drain_step(const struct bt_drain_step *st);
+
+/* The replicated-table part of status; lines a daemon does not report
+ * are left out. */
+static void text_status_roles(const struct bt_status *s)
+{
+    char buf[1024];
+    int n;
+
+    if (s->raft_state[0] != '\0') {
+        snprintf(buf, sizeof(buf),
+                 "%s, term %llu, %s (commit %llu, applied %llu)", s->raft_state,
+                 s->raft_term, text_or_dash(s->membership), s->commit_index,
+                 s->applied_index);
+        text_kv("Raft:", buf);
+        if (s->leader_id[0] != '\0')
+            snprintf(buf, sizeof(buf), "%s (%s)", text_or_dash(s->leader_name),
+                     s->leader_id);
+        else
+            snprintf(buf, sizeof(buf), "none known");
+        text_kv("Leader:", buf);
+    }
+    if (s->n_roles_here > 0 || s->raft_state[0] != '\0') {
+        unsigned shown = 0;
+        size_t j = 0;
+        for (const char *p = s->roles_here; *p != '\0' && j + 40 < sizeof(buf);
+             p++) {
+            if (*p == ',') {
+                buf[j++] = ',';
+                buf[j++] = ' ';
+            } else {
+                buf[j++] = *p;
+            }
+        }
+        buf[j] = '\0';
+        if (s->roles_here[0] != '\0') {
+            shown = 1;
+            for (const char *p = s->roles_here; *p != '\0'; p++)
+                shown += *p == ',';
+        }
+        if (shown == 0)
+            snprintf(buf, sizeof(buf), "none");
+        else if (shown < s->n_roles_here)
+            snprintf(buf + j, sizeof(buf) - j, " (+%u more)",
+                     s->n_roles_here - shown);
+        text_kv("Roles here:", buf);
+    }
+    if (s->lease_valid >= 0) {
+        if (s->lease_valid)
+            snprintf(buf, sizeof(buf), "valid (%llu ms left)",
+                     s->lease_remaining_ms);
+        else
+            snprintf(buf, sizeof(buf), "not valid");
+        text_kv("Lease:", buf);
+    }
+    if (s->drain.state[0] != '\0') {
+        n = snprintf(buf, sizeof(buf), "%s", s->drain.state);
+        if (strcmp(s->drain.state, "draining") == 0 && n > 0)
+            snprintf(buf + n, sizeof(buf) - (size_t)n, " (%llu ms left)",
+                     s->drain.deadline_ms);
+        else if (s->drain.error[0] != '\0' && n > 0)
+            snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s", s->drain.error);
+        text_kv("Drain:", buf);
+        for (size_t i = 0; i < s->drain.n_steps; i++) {
+            printf("%-12s ", "");
+            text_drain_step(&s->drain.steps[i]);
+        }
+    }
+}
+
 static void text_status(const struct bt_status *s, const char *json)
 {
     char buf[128];
@@ -40,6 +110,7 @@ static void text_status(const struct bt_status *s, const char *json)
     snprintf(buf, sizeof(buf), "%llu", s->incarnation);
     text_kv("Incarnation:", buf);
     text_kv("Version:", text_or_dash(s->version));
+    text_status_roles(s);
 }
 
 static int text_width(int w, const char *s)
@@ -109,12 +180,95 @@ static void text_ready(int ready)
     printf("%s\n", ready ? "ready" : "not ready");
 }
 
+static void text_roles(const struct bt_role *roles, size_t count,
+                       const char *json)
+{
+    int wrole = 4, wcount = 5, wassigned = 8;
+    char num[24];
+
+    for (size_t i = 0; i < count; i++) {
+        wrole = text_width(wrole, roles[i].name);
+        snprintf(num, sizeof(num), "%u", roles[i].count);
+        wcount = text_width(wcount, num);
+        snprintf(num, sizeof(num), "%u", roles[i].assigned);
+        wassigned = text_width(wassigned, num);
+    }
+    printf("%-*s  %*s  %*s  %s\n", wrole, "ROLE", wcount, "COUNT", wassigned,
+           "ASSIGNED", "HOLDERS");
+    for (size_t i = 0; i < count; i++) {
+        const struct bt_role *r = &roles[i];
+        printf("%-*s  %*u  %*u  ", wrole, r->name, wcount, r->count, wassigned,
+               r->assigned);
+        if (r->n_holders == 0)
+            printf("-");
+        for (size_t j = 0; j < r->n_holders; j++)
+            printf("%s%s", j > 0 ? "," : "",
+                   text_or_dash(r->holders[j][0] != '\0' ? r->holders[j]
+                                                         : r->holder_ids[j]));
+        printf("\n");
+    }
+}
+
+/* One holder per line: "<name> <id> <address>", aligned. */
+static void text_whois(const struct bt_holder *holders, size_t count,
+                       const char *json)
+{
+    int wname = 1;
+    for (size_t i = 0; i < count; i++)
+        wname = text_width(wname, text_or_dash(holders[i].name));
+    for (size_t i = 0; i < count; i++)
+        printf("%-*s  %s  %s\n", wname, text_or_dash(holders[i].name),
+               text_or_dash(holders[i].id), text_or_dash(holders[i].address));
+}
+
+static void text_drain_started(unsigned long long deadline_ms)
+{
+    printf("state=draining deadline_ms=%llu\n", deadline_ms);
+    fflush(stdout);
+}
+
+static void text_drain_step(const struct bt_drain_step *st)
+{
+    printf("step=%s elapsed_ms=%llu\n", st->step, st->elapsed_ms);
+    fflush(stdout);
+}
+
+static void text_drain_end(const char *state, const char *why)
+{
+    printf("state=%s", text_or_dash(state));
+    if (why != NULL && why[0] != '\0') {
+        printf(" error=\"");
+        for (const char *p = why; *p != '\0'; p++)
+            printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+        printf("\"");
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+static void text_undrain(const char *json)
+{
+    printf("state=none\n");
+}
+
+static void text_recover(const char *node_id, const char *json)
+{
+    printf("recovered: this node (%s) is now the only Raft voter\n", node_id);
+}
+
 const struct output output_text = {
     .raw = 0,
     .status = text_status,
     .nodes = text_nodes,
     .event = text_event,
     .ready = text_ready,
+    .roles = text_roles,
+    .whois = text_whois,
+    .drain_started = text_drain_started,
+    .drain_step = text_drain_step,
+    .drain_end = text_drain_end,
+    .undrain = text_undrain,
+    .recover = text_recover,
 };
 
 /* ---- json: the daemon's values, unchanged ---- */
@@ -141,10 +295,82 @@ static void json_ready(int ready)
     printf("{\"ready\":%s}\n", ready ? "true" : "false");
 }
 
+static void json_raw(const struct bt_role *roles, size_t count,
+                     const char *json)
+{
+    printf("%s\n", json);
+}
+
+static void json_whois(const struct bt_holder *holders, size_t count,
+                       const char *json)
+{
+    printf("%s\n", json);
+}
+
+/* Prints s as a JSON string. */
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p == '\n')
+            printf("\\n");
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static void json_drain_started(unsigned long long deadline_ms)
+{
+    printf("{\"state\":\"draining\",\"deadline_ms\":%llu}\n", deadline_ms);
+    fflush(stdout);
+}
+
+static void json_drain_step(const struct bt_drain_step *st)
+{
+    printf("{\"step\":");
+    json_string(st->step);
+    printf(",\"elapsed_ms\":%llu}\n", st->elapsed_ms);
+    fflush(stdout);
+}
+
+static void json_drain_end(const char *state, const char *why)
+{
+    printf("{\"state\":");
+    json_string(state);
+    if (why != NULL && why[0] != '\0') {
+        printf(",\"error\":");
+        json_string(why);
+    }
+    printf("}\n");
+    fflush(stdout);
+}
+
+static void json_undrain(const char *json)
+{
+    printf("%s\n", json);
+}
+
+static void json_recover(const char *node_id, const char *json)
+{
+    printf("%s\n", json);
+}
+
 const struct output output_json = {
     .raw = 1,
     .status = json_status,
     .nodes = json_nodes,
     .event = json_event,
     .ready = json_ready,
+    .roles = json_raw,
+    .whois = json_whois,
+    .drain_started = json_drain_started,
+    .drain_step = json_drain_step,
+    .drain_end = json_drain_end,
+    .undrain = json_undrain,
+    .recover = json_recover,
 };

@@ -509,6 +509,218 @@ static int client_field_bool(struct json_object *o, const char *key, int *dst,
     return 0;
 }
 
+/* Optional object field: *dst is NULL when absent (or JSON null);
+ * BT_EPROTO when present with another type. */
+static int client_field_obj(struct json_object *o, const char *key,
+                            struct json_object **dst)
+{
+    struct json_object *v;
+    *dst = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return 0;
+    if (!json_object_is_type(v, json_type_object))
+        return BT_EPROTO;
+    *dst = v;
+    return 0;
+}
+
+/* Optional array field, like client_field_obj(). */
+static int client_field_array(struct json_object *o, const char *key,
+                              struct json_object **dst)
+{
+    struct json_object *v;
+    *dst = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return 0;
+    if (!json_object_is_type(v, json_type_array))
+        return BT_EPROTO;
+    *dst = v;
+    return 0;
+}
+
+/* Like client_field_uint(), clamped to an unsigned. */
+static int client_field_unsigned(struct json_object *o, const char *key,
+                                 unsigned *dst)
+{
+    unsigned long long v;
+    int rc = client_field_uint(o, key, &v);
+    *dst = v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
+    return rc;
+}
+
+/* Fills *out from a "drain" object (NULL: not reported). */
+static int client_parse_drain(struct json_object *d,
+                              struct bt_drain_status *out)
+{
+    struct json_object *steps = NULL;
+    size_t len;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (d == NULL)
+        return 0;
+    rc = client_field_str(d, "state", out->state, sizeof(out->state), false);
+    if (rc == 0)
+        rc = client_field_uint(d, "deadline_ms", &out->deadline_ms);
+    if (rc == 0)
+        rc =
+            client_field_str(d, "error", out->error, sizeof(out->error), false);
+    if (rc == 0)
+        rc = client_field_array(d, "steps", &steps);
+    if (rc < 0 || steps == NULL)
+        return rc;
+    len = json_object_array_length(steps);
+    for (size_t i = 0; i < len; i++) {
+        struct json_object *st = json_object_array_get_idx(steps, i);
+        struct bt_drain_step tmp, *dst;
+        if (!json_object_is_type(st, json_type_object))
+            return BT_EPROTO;
+        dst = out->n_steps < BT_DRAIN_STEPS_MAX ? &out->steps[out->n_steps]
+                                                : &tmp;
+        rc = client_field_str(st, "step", dst->step, sizeof(dst->step), true);
+        if (rc == 0)
+            rc = client_field_uint(st, "elapsed_ms", &dst->elapsed_ms);
+        if (rc < 0)
+            return rc;
+        if (dst != &tmp)
+            out->n_steps++;
+    }
+    return 0;
+}
+
+/* Joins the strings of array arr into dst[size] with ",", stopping
+ * before a name that does not fit whole; *n counts them all. */
+static int client_join_names(struct json_object *arr, char *dst, size_t size,
+                             unsigned *n)
+{
+    size_t len = json_object_array_length(arr), used = 0;
+    bool full = false;
+
+    dst[0] = '\0';
+    *n = 0;
+    for (size_t i = 0; i < len; i++) {
+        struct json_object *v = json_object_array_get_idx(arr, i);
+        const char *name;
+        size_t nl;
+        if (!json_object_is_type(v, json_type_string))
+            return BT_EPROTO;
+        name = json_object_get_string(v);
+        nl = strlen(name);
+        (*n)++;
+        if (full || used + (used > 0) + nl + 1 > size) {
+            full = true;
+            continue;
+        }
+        if (used > 0)
+            dst[used++] = ',';
+        memcpy(dst + used, name, nl + 1);
+        used += nl;
+    }
+    return 0;
+}
+
+/* Fills *out from a "status" result. */
+static int client_parse_status(struct json_object *r, struct bt_status *out)
+{
+    struct json_object *raft = NULL, *lease = NULL, *drain = NULL;
+    struct json_object *here = NULL;
+    unsigned long long port, members;
+    int rc;
+
+    if (!json_object_is_type(r, json_type_object))
+        return BT_EPROTO;
+    rc = client_field_str(r, "node_id", out->node_id, sizeof(out->node_id),
+                          true);
+    if (rc == 0)
+        rc = client_field_str(r, "name", out->name, sizeof(out->name), true);
+    if (rc == 0)
+        rc = client_field_str(r, "address", out->address, sizeof(out->address),
+                              true);
+    if (rc == 0)
+        rc = client_field_str(r, "mode", out->mode, sizeof(out->mode), true);
+    if (rc == 0)
+        rc = client_field_bool(r, "ready", &out->ready, true);
+    if (rc == 0)
+        rc =
+            client_field_str(r, "state", out->state, sizeof(out->state), false);
+    if (rc == 0)
+        rc = client_field_str(r, "cluster_id", out->cluster_id,
+                              sizeof(out->cluster_id), false);
+    if (rc == 0)
+        rc = client_field_str(r, "cluster_name", out->cluster_name,
+                              sizeof(out->cluster_name), false);
+    if (rc == 0)
+        rc = client_field_str(r, "version", out->version, sizeof(out->version),
+                              false);
+    if (rc == 0)
+        rc = client_field_uint(r, "port", &port);
+    if (rc == 0)
+        rc = client_field_uint(r, "members", &members);
+    if (rc == 0)
+        rc = client_field_uint(r, "incarnation", &out->incarnation);
+    if (rc < 0)
+        return rc;
+    out->port = port > UINT32_MAX ? UINT32_MAX : (unsigned)port;
+    out->members = members > UINT32_MAX ? UINT32_MAX : (unsigned)members;
+
+    rc = client_field_obj(r, "raft", &raft);
+    if (rc == 0 && raft != NULL) {
+        rc = client_field_str(raft, "state", out->raft_state,
+                              sizeof(out->raft_state), false);
+        if (rc == 0)
+            rc = client_field_uint(raft, "term", &out->raft_term);
+        if (rc == 0)
+            rc = client_field_str(raft, "leader_id", out->leader_id,
+                                  sizeof(out->leader_id), false);
+        if (rc == 0)
+            rc = client_field_str(raft, "leader_name", out->leader_name,
+                                  sizeof(out->leader_name), false);
+        if (rc == 0)
+            rc = client_field_str(raft, "membership", out->membership,
+                                  sizeof(out->membership), false);
+        if (rc == 0)
+            rc = client_field_uint(raft, "commit_index", &out->commit_index);
+        if (rc == 0)
+            rc = client_field_uint(raft, "applied_index", &out->applied_index);
+    }
+    if (rc == 0)
+        rc = client_field_array(r, "roles_here", &here);
+    if (rc == 0 && here != NULL)
+        rc = client_join_names(here, out->roles_here, sizeof(out->roles_here),
+                               &out->n_roles_here);
+    if (rc == 0)
+        rc = client_field_obj(r, "lease", &lease);
+    out->lease_valid = -1;
+    if (rc == 0 && lease != NULL) {
+        struct json_object *v;
+        if (json_object_object_get_ex(lease, "valid", &v) && v != NULL)
+            rc = client_field_bool(lease, "valid", &out->lease_valid, true);
+        if (rc == 0)
+            rc = client_field_uint(lease, "remaining_ms",
+                                   &out->lease_remaining_ms);
+    }
+    if (rc == 0)
+        rc = client_field_obj(r, "drain", &drain);
+    if (rc == 0)
+        rc = client_parse_drain(drain, &out->drain);
+    return rc;
+}
+
+/* Builds {"key": "value"} as JSON text (malloc'd; NULL on no memory). */
+static char *client_args_str(const char *key, const char *value)
+{
+    struct json_object *o = json_object_new_object();
+    struct json_object *v = json_object_new_string(value);
+    char *s = NULL;
+    if (o != NULL && v != NULL && json_object_object_add(o, key, v) == 0) {
+        v = NULL;
+        s = client_to_string(o);
+    }
+    json_object_put(v);
+    json_object_put(o);
+    return s;
+}
+
 /* ---- public API ---- */
 
 BT_API const char *bt_version(void)
@@ -663,60 +875,23 @@ BT_API int bt_call(struct bt_client *c, const char *cmd, const char *args_json,
 BT_API int bt_status(struct bt_client *c, struct bt_status *out)
 {
     struct json_object *r;
-    unsigned long long port, members;
     int rc;
 
     if (c == NULL || out == NULL)
         return BT_EINVAL;
     memset(out, 0, sizeof(*out));
+    out->lease_valid = -1;
     pthread_mutex_lock(&c->mu);
     client_clear_error(c);
     rc = client_call(c, "status", NULL, &r);
     if (rc < 0)
         goto out;
-    if (!json_object_is_type(r, json_type_object)) {
-        rc = BT_EPROTO;
-    } else {
-        rc = client_field_str(r, "node_id", out->node_id, sizeof(out->node_id),
-                              true);
-        if (rc == 0)
-            rc =
-                client_field_str(r, "name", out->name, sizeof(out->name), true);
-        if (rc == 0)
-            rc = client_field_str(r, "address", out->address,
-                                  sizeof(out->address), true);
-        if (rc == 0)
-            rc =
-                client_field_str(r, "mode", out->mode, sizeof(out->mode), true);
-        if (rc == 0)
-            rc = client_field_bool(r, "ready", &out->ready, true);
-        if (rc == 0)
-            rc = client_field_str(r, "state", out->state, sizeof(out->state),
-                                  false);
-        if (rc == 0)
-            rc = client_field_str(r, "cluster_id", out->cluster_id,
-                                  sizeof(out->cluster_id), false);
-        if (rc == 0)
-            rc = client_field_str(r, "cluster_name", out->cluster_name,
-                                  sizeof(out->cluster_name), false);
-        if (rc == 0)
-            rc = client_field_str(r, "version", out->version,
-                                  sizeof(out->version), false);
-        if (rc == 0)
-            rc = client_field_uint(r, "port", &port);
-        if (rc == 0)
-            rc = client_field_uint(r, "members", &members);
-        if (rc == 0)
-            rc = client_field_uint(r, "incarnation", &out->incarnation);
-        if (rc == 0) {
-            out->port = (unsigned)port;
-            out->members = (unsigned)members;
-        }
-    }
+    rc = client_parse_status(r, out);
     if (rc < 0) {
         client_set_error(c, "status: the daemon's result lacks a field or has "
                             "one of the wrong type");
         memset(out, 0, sizeof(*out));
+        out->lease_valid = -1;
     }
     json_object_put(r);
 out:
@@ -880,6 +1055,352 @@ out:
 BT_API void bt_nodes_free(struct bt_node *nodes)
 {
     free(nodes);
+}
+
+/* Checks one "roles" entry and adds what it needs beyond its struct
+ * to *pointers (pointer slots) and *bytes (string bytes). */
+static int client_role_size(struct json_object *o, size_t *pointers,
+                            size_t *bytes)
+{
+    struct json_object *v, *holders, *ids;
+    size_t n;
+    int rc;
+
+    if (!json_object_is_type(o, json_type_object) ||
+        !json_object_object_get_ex(o, "role", &v) ||
+        !json_object_is_type(v, json_type_string))
+        return BT_EPROTO;
+    rc = client_field_array(o, "holders", &holders);
+    if (rc == 0)
+        rc = client_field_array(o, "holder_ids", &ids);
+    if (rc < 0)
+        return rc;
+    n = holders != NULL ? json_object_array_length(holders) : 0;
+    *pointers += 2 * n;
+    for (size_t i = 0; i < n; i++) {
+        v = json_object_array_get_idx(holders, i);
+        if (!json_object_is_type(v, json_type_string))
+            return BT_EPROTO;
+        *bytes += (size_t)json_object_get_string_len(v) + 1;
+        v = ids != NULL && i < json_object_array_length(ids)
+                ? json_object_array_get_idx(ids, i)
+                : NULL;
+        if (v != NULL && !json_object_is_type(v, json_type_string))
+            return BT_EPROTO;
+        *bytes += (v != NULL ? (size_t)json_object_get_string_len(v) : 0) + 1;
+    }
+    if (json_object_object_get_ex(o, "command", &v) && v != NULL) {
+        if (!json_object_is_type(v, json_type_string))
+            return BT_EPROTO;
+        *bytes += (size_t)json_object_get_string_len(v);
+    }
+    *bytes += 1;
+    return 0;
+}
+
+/* Copies the string s (NULL: "") to *cursor and advances it. */
+static const char *client_put_str(char **cursor, struct json_object *s)
+{
+    char *dst = *cursor;
+    size_t len = s != NULL ? (size_t)json_object_get_string_len(s) : 0;
+    if (len > 0)
+        memcpy(dst, json_object_get_string(s), len);
+    dst[len] = '\0';
+    *cursor += len + 1;
+    return dst;
+}
+
+/* Fills *role from a checked entry, placing its arrays at *slots and its
+ * strings at *cursor. */
+static int client_role_fill(struct json_object *o, struct bt_role *role,
+                            const char ***slots, char **cursor)
+{
+    struct json_object *v = NULL, *holders, *ids;
+    const char **names, **idv;
+    size_t n;
+    int rc;
+
+    json_object_object_get_ex(o, "role", &v);
+    client_copy(role->name, sizeof(role->name), json_object_get_string(v));
+    rc = client_field_unsigned(o, "count", &role->count);
+    if (rc == 0)
+        rc = client_field_unsigned(o, "assigned", &role->assigned);
+    if (rc == 0)
+        rc = client_field_str(o, "restart", role->restart,
+                              sizeof(role->restart), false);
+    if (rc < 0)
+        return rc;
+    client_field_array(o, "holders", &holders);
+    client_field_array(o, "holder_ids", &ids);
+    n = holders != NULL ? json_object_array_length(holders) : 0;
+    names = *slots;
+    idv = *slots + n;
+    *slots += 2 * n;
+    for (size_t i = 0; i < n; i++) {
+        names[i] =
+            client_put_str(cursor, json_object_array_get_idx(holders, i));
+        idv[i] = client_put_str(cursor,
+                                ids != NULL && i < json_object_array_length(ids)
+                                    ? json_object_array_get_idx(ids, i)
+                                    : NULL);
+    }
+    role->n_holders = n;
+    role->holders = names;
+    role->holder_ids = idv;
+    v = NULL;
+    json_object_object_get_ex(o, "command", &v);
+    role->command = client_put_str(cursor, v);
+    return 0;
+}
+
+BT_API int bt_roles(struct bt_client *c, struct bt_role **roles, size_t *count)
+{
+    struct json_object *r = NULL;
+    struct bt_role *arr = NULL;
+    size_t len = 0, pointers = 0, bytes = 0, head;
+    const char **slots;
+    char *cursor;
+    int rc;
+
+    if (roles != NULL)
+        *roles = NULL;
+    if (count != NULL)
+        *count = 0;
+    if (c == NULL || roles == NULL || count == NULL)
+        return BT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    rc = client_call(c, "roles", NULL, &r);
+    if (rc < 0)
+        goto out;
+    if (!json_object_is_type(r, json_type_array)) {
+        rc = BT_EPROTO;
+        goto bad;
+    }
+    /* one block: the structs, then the pointer arrays, then the strings */
+    len = json_object_array_length(r);
+    for (size_t i = 0; i < len; i++) {
+        rc = client_role_size(json_object_array_get_idx(r, i), &pointers,
+                              &bytes);
+        if (rc < 0)
+            goto bad;
+    }
+    head = len * sizeof(*arr) + pointers * sizeof(char *);
+    arr = calloc(1, head + bytes > 0 ? head + bytes : 1);
+    if (arr == NULL) {
+        client_set_error(c, "out of memory");
+        rc = BT_ENOMEM;
+        goto out;
+    }
+    slots = (const char **)(void *)(arr + len);
+    cursor = (char *)arr + head;
+    for (size_t i = 0; i < len; i++) {
+        rc = client_role_fill(json_object_array_get_idx(r, i), &arr[i], &slots,
+                              &cursor);
+        if (rc < 0)
+            goto bad;
+    }
+    *roles = arr;
+    *count = len;
+    arr = NULL;
+    goto out;
+bad:
+    client_set_error(c, "roles: the daemon's result is not an array of "
+                        "objects with a string \"role\" and fields of the "
+                        "expected types");
+out:
+    free(arr);
+    json_object_put(r);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API void bt_roles_free(struct bt_role *roles)
+{
+    free(roles);
+}
+
+BT_API int bt_whois(struct bt_client *c, const char *role,
+                    struct bt_holder **holders, size_t *count)
+{
+    struct json_object *r = NULL, *arr;
+    struct bt_holder *out = NULL;
+    char *args = NULL;
+    size_t len;
+    int rc;
+
+    if (holders != NULL)
+        *holders = NULL;
+    if (count != NULL)
+        *count = 0;
+    if (c == NULL || role == NULL || role[0] == '\0' || holders == NULL ||
+        count == NULL)
+        return BT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    args = client_args_str("role", role);
+    if (args == NULL) {
+        client_set_error(c, "out of memory");
+        rc = BT_ENOMEM;
+        goto out;
+    }
+    rc = client_call(c, "whois", args, &r);
+    if (rc < 0)
+        goto out;
+    if (!json_object_is_type(r, json_type_object) ||
+        !json_object_object_get_ex(r, "holders", &arr) ||
+        !json_object_is_type(arr, json_type_array)) {
+        rc = BT_EPROTO;
+        goto bad;
+    }
+    len = json_object_array_length(arr);
+    out = calloc(len > 0 ? len : 1, sizeof(*out));
+    if (out == NULL) {
+        client_set_error(c, "out of memory");
+        rc = BT_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < len; i++) {
+        struct json_object *o = json_object_array_get_idx(arr, i);
+        struct bt_holder *h = &out[i];
+        if (!json_object_is_type(o, json_type_object)) {
+            rc = BT_EPROTO;
+            goto bad;
+        }
+        rc = client_field_str(o, "id", h->id, sizeof(h->id), true);
+        if (rc == 0)
+            rc = client_field_str(o, "name", h->name, sizeof(h->name), false);
+        if (rc == 0)
+            rc = client_field_str(o, "address", h->address, sizeof(h->address),
+                                  false);
+        if (rc < 0)
+            goto bad;
+    }
+    *holders = out;
+    *count = len;
+    out = NULL;
+    goto out;
+bad:
+    client_set_error(c, "whois: the daemon's result is not an object with "
+                        "an array \"holders\" of objects with a string "
+                        "\"id\"");
+out:
+    free(out);
+    free(args);
+    json_object_put(r);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API void bt_holders_free(struct bt_holder *holders)
+{
+    free(holders);
+}
+
+BT_API int bt_drain(struct bt_client *c, int deadline_s,
+                    unsigned long long *deadline_ms)
+{
+    struct json_object *r = NULL;
+    unsigned long long ms = 0;
+    char args[48];
+    int rc;
+
+    if (deadline_ms != NULL)
+        *deadline_ms = 0;
+    if (c == NULL)
+        return BT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    if (deadline_s < 0 || deadline_s > BT_DRAIN_DEADLINE_MAX) {
+        client_set_error(c, "drain: the deadline must be 1..%d seconds",
+                         BT_DRAIN_DEADLINE_MAX);
+        rc = BT_EINVAL;
+        goto out;
+    }
+    if (deadline_s > 0)
+        snprintf(args, sizeof(args), "{\"deadline_s\":%d}", deadline_s);
+    rc = client_call(c, "drain", deadline_s > 0 ? args : NULL, &r);
+    if (rc < 0)
+        goto out;
+    if (!json_object_is_type(r, json_type_object) ||
+        client_field_uint(r, "deadline_ms", &ms) < 0) {
+        client_set_error(c, "drain: the daemon's result is not an object "
+                            "with a numeric \"deadline_ms\"");
+        rc = BT_EPROTO;
+        goto out;
+    }
+    if (deadline_ms != NULL)
+        *deadline_ms = ms;
+out:
+    json_object_put(r);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API int bt_undrain(struct bt_client *c)
+{
+    struct json_object *r = NULL;
+    int rc;
+
+    if (c == NULL)
+        return BT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    rc = client_call(c, "undrain", NULL, &r);
+    json_object_put(r);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API int bt_drain_status(struct bt_client *c, struct bt_drain_status *out)
+{
+    struct json_object *r = NULL, *d;
+    int rc;
+
+    if (c == NULL || out == NULL)
+        return BT_EINVAL;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    rc = client_call(c, "status", NULL, &r);
+    if (rc < 0)
+        goto out;
+    if (!json_object_is_type(r, json_type_object))
+        rc = BT_EPROTO;
+    else if ((rc = client_field_obj(r, "drain", &d)) == 0)
+        rc = client_parse_drain(d, out);
+    if (rc < 0) {
+        client_set_error(c, "status: the daemon's \"drain\" is not an object "
+                            "of the expected shape");
+        memset(out, 0, sizeof(*out));
+    }
+out:
+    json_object_put(r);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+BT_API int bt_recover(struct bt_client *c, const char *confirm)
+{
+    struct json_object *r = NULL;
+    char *args;
+    int rc;
+
+    if (c == NULL || confirm == NULL)
+        return BT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    args = client_args_str("confirm", confirm);
+    if (args == NULL) {
+        client_set_error(c, "out of memory");
+        rc = BT_ENOMEM;
+    } else {
+        rc = client_call(c, "recover", args, &r);
+    }
+    free(args);
+    json_object_put(r);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 BT_API int bt_events_subscribe(struct bt_client *c, int replay)

@@ -18,6 +18,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,9 +36,11 @@ struct step {
     int delay_ms;       /* pause before the reply */
     bool close_after;   /* end this connection; the next step accepts anew */
     size_t big;         /* reply with this many 'x' and a newline instead */
+    int repeat;         /* serve up to this many requests (the client may
+                           hang up after the first) */
 };
 
-#define FAKE_MAX_STEPS 16
+#define FAKE_MAX_STEPS 24
 
 struct fake {
     char dir[64];
@@ -48,6 +53,7 @@ struct fake {
     pthread_t thread;
     bool running;
     char got[FAKE_MAX_STEPS][2048];
+    int served[FAKE_MAX_STEPS]; /* replies sent per step */
     int bad_step; /* 1-based index of a step whose expectation failed */
     int echoed;
 };
@@ -127,6 +133,28 @@ static void *fake_main(void *arg)
             f->bad_step = (int)i + 1;
             return NULL;
         }
+        if (s->repeat > 0) { /* expect and reply are required here */
+            for (int r = 0; r < s->repeat; r++) {
+                char line[2048];
+                if (fake_read_line(fd, line, sizeof(line)) < 0) {
+                    if (r == 0 && f->bad_step == 0) /* hanging up later is ok */
+                        f->bad_step = (int)i + 1;
+                    break;
+                }
+                snprintf(f->got[i], sizeof(f->got[i]), "%s", line);
+                if (strstr(line, s->expect) == NULL && f->bad_step == 0)
+                    f->bad_step = (int)i + 1;
+                if (s->delay_ms > 0)
+                    usleep((useconds_t)s->delay_ms * 1000);
+                fake_write(fd, s->reply, strlen(s->reply));
+                f->served[i]++;
+            }
+            if (s->close_after) {
+                close(fd);
+                fd = -1;
+            }
+            continue;
+        }
         if (s->expect != NULL) {
             if (fake_read_line(fd, f->got[i], sizeof(f->got[i])) < 0 ||
                 strstr(f->got[i], s->expect) == NULL) {
@@ -138,6 +166,7 @@ static void *fake_main(void *arg)
             usleep((useconds_t)s->delay_ms * 1000);
         if (s->reply != NULL)
             fake_write(fd, s->reply, strlen(s->reply));
+        f->served[i]++;
         if (s->big > 0) {
             char *b = malloc(s->big + 1);
             memset(b, 'x', s->big);
@@ -302,6 +331,10 @@ static void test_client_call_daemon_error(void **state)
                               .reply = "{\"ok\":false,\"error\":{\"code\":"
                                        "\"EBUSY\",\"message\":\"node is "
                                        "draining\"}}\n"});
+    fake_add(f, (struct step){.expect = "\"cmd\":\"later\"",
+                              .reply = "{\"ok\":false,\"error\":{\"code\":"
+                                       "\"EFROMTHEFUTURE\",\"message\":\"new "
+                                       "code\"}}\n"});
     fake_add(f, (struct step){.expect = "\"cmd\":\"nope\"",
                               .reply = "{\"ok\":false,\"error\":{\"code\":"
                                        "\"ENOTFOUND\",\"message\":\"unknown "
@@ -312,10 +345,14 @@ static void test_client_call_daemon_error(void **state)
                               .reply = "{\"ok\":true,\"result\":null}\n"});
     fake_start(f);
     assert_int_equal(bt_open(f->path, &c), 0);
-    assert_int_equal(bt_call(c, "drain", NULL, &res), BT_EDAEMON);
+    assert_int_equal(bt_call(c, "drain", NULL, &res), BT_EBUSY);
     assert_null(res);
     assert_string_equal(bt_last_error(c), "node is draining");
     assert_string_equal(bt_last_error_code(c), "EBUSY");
+    /* a code this library does not know */
+    assert_int_equal(bt_call(c, "later", NULL, &res), BT_EDAEMON);
+    assert_string_equal(bt_last_error(c), "new code");
+    assert_string_equal(bt_last_error_code(c), "EFROMTHEFUTURE");
     assert_int_equal(bt_call(c, "nope", NULL, &res), BT_ENOTFOUND);
     assert_string_equal(bt_last_error(c), "unknown command 'nope'");
     assert_string_equal(bt_last_error_code(c), "ENOTFOUND");
@@ -839,6 +876,934 @@ static void test_client_threads_share_handle(void **state)
     assert_int_equal(f->echoed, 200);
 }
 
+/* ---- roles, whois, drain, recover ---- */
+
+#define OK(result) "{\"ok\":true,\"result\":" result "}\n"
+#define ERR(code, msg)                                                         \
+    "{\"ok\":false,\"error\":{\"code\":\"" code "\",\"message\":\"" msg "\"}}" \
+    "\n"
+
+#define RAFT_FIELDS                                                            \
+    "\"raft\":{\"state\":\"follower\",\"term\":7,\"leader_id\":"               \
+    "\"00000000000000b2\",\"leader_name\":\"node-b\",\"membership\":"          \
+    "\"voter\",\"commit_index\":120,\"applied_index\":119},"                   \
+    "\"roles_here\":[\"db\",\"web\"],"                                         \
+    "\"lease\":{\"valid\":true,\"fenced\":false,\"remaining_ms\":1830},"       \
+    "\"drain\":{\"state\":\"draining\",\"deadline_ms\":29000,\"steps\":["      \
+    "{\"step\":\"marked_draining\",\"elapsed_ms\":3},"                         \
+    "{\"step\":\"leadership_transferred\",\"elapsed_ms\":120}]}"
+
+#define STATUS_RAFT_RESULT                                                     \
+    "{\"node_id\":\"0123456789abcdef\",\"name\":\"node-a\",\"address\":"       \
+    "\"127.0.0.1\",\"port\":3000,\"mode\":\"clustered\",\"ready\":true,"       \
+    "\"state\":\"member\",\"cluster_id\":\"fedcba9876543210\","                \
+    "\"cluster_name\":\"prod\",\"members\":3,\"incarnation\":5,"               \
+    "\"version\":\"0.1.0\"," RAFT_FIELDS "}"
+
+#define STATUS_HEAD                                                            \
+    "{\"node_id\":\"0123456789abcdef\",\"name\":\"node-a\",\"address\":"       \
+    "\"127.0.0.1\",\"mode\":\"clustered\",\"ready\":true,"
+
+static void test_client_status_role_fields(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_status s;
+
+    fake_add(f, (struct step){.expect = "\"cmd\":\"status\"",
+                              .reply = OK(STATUS_RAFT_RESULT)});
+    /* an older daemon: none of the new fields */
+    fake_add(f, (struct step){.expect = "\"cmd\":\"status\"",
+                              .reply = OK(STATUS_RESULT)});
+    /* a failed drain, no leader, lease expired */
+    fake_add(
+        f, (struct step){
+               .expect = "\"cmd\":\"status\"",
+               .reply = OK(STATUS_HEAD
+                           "\"raft\":{\"state\":\"candidate\",\"term\":9,"
+                           "\"leader_id\":\"\",\"leader_name\":\"\"},"
+                           "\"roles_here\":[],\"lease\":{\"valid\":false,"
+                           "\"remaining_ms\":0},\"drain\":{\"state\":"
+                           "\"failed\",\"deadline_ms\":0,\"error\":\"deadline "
+                           "passed\",\"steps\":[]}}")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_status(c, &s), 0);
+    assert_string_equal(s.node_id, "0123456789abcdef"); /* old fields kept */
+    assert_string_equal(s.version, "0.1.0");
+    assert_string_equal(s.raft_state, "follower");
+    assert_true(s.raft_term == 7);
+    assert_string_equal(s.leader_id, "00000000000000b2");
+    assert_string_equal(s.leader_name, "node-b");
+    assert_string_equal(s.membership, "voter");
+    assert_true(s.commit_index == 120);
+    assert_true(s.applied_index == 119);
+    assert_string_equal(s.roles_here, "db,web");
+    assert_int_equal(s.n_roles_here, 2);
+    assert_int_equal(s.lease_valid, 1);
+    assert_true(s.lease_remaining_ms == 1830);
+    assert_string_equal(s.drain.state, "draining");
+    assert_true(s.drain.deadline_ms == 29000);
+    assert_int_equal(s.drain.n_steps, 2);
+    assert_string_equal(s.drain.steps[0].step, "marked_draining");
+    assert_true(s.drain.steps[0].elapsed_ms == 3);
+    assert_string_equal(s.drain.steps[1].step, "leadership_transferred");
+    assert_true(s.drain.steps[1].elapsed_ms == 120);
+
+    assert_int_equal(bt_status(c, &s), 0);
+    assert_string_equal(s.name, "node-a");
+    assert_string_equal(s.raft_state, "");
+    assert_string_equal(s.leader_id, "");
+    assert_string_equal(s.roles_here, "");
+    assert_int_equal(s.n_roles_here, 0);
+    assert_int_equal(s.lease_valid, -1);
+    assert_string_equal(s.drain.state, "");
+    assert_int_equal(s.drain.n_steps, 0);
+
+    assert_int_equal(bt_status(c, &s), 0);
+    assert_string_equal(s.raft_state, "candidate");
+    assert_string_equal(s.leader_id, "");
+    assert_string_equal(s.membership, "");
+    assert_int_equal(s.lease_valid, 0);
+    assert_string_equal(s.drain.state, "failed");
+    assert_string_equal(s.drain.error, "deadline passed");
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_status_role_fields_malformed(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_status s;
+    static const char *const bad[] = {
+        OK(STATUS_HEAD "\"raft\":\"leader\"}"),
+        OK(STATUS_HEAD "\"raft\":{\"term\":\"7\"}}"),
+        OK(STATUS_HEAD "\"roles_here\":[\"a\",1]}"),
+        OK(STATUS_HEAD "\"roles_here\":\"a\"}"),
+        OK(STATUS_HEAD "\"lease\":{\"valid\":\"yes\"}}"),
+        OK(STATUS_HEAD "\"drain\":{\"state\":1}}"),
+        OK(STATUS_HEAD "\"drain\":{\"steps\":[\"marked_draining\"]}}"),
+        OK(STATUS_HEAD "\"drain\":{\"steps\":[{\"elapsed_ms\":1}]}}"),
+    };
+    const size_t n = sizeof(bad) / sizeof(bad[0]);
+
+    for (size_t i = 0; i < n; i++)
+        fake_add(f, (struct step){.expect = "status", .reply = bad[i]});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(bt_status(c, &s), BT_EPROTO);
+        assert_string_equal(s.node_id, ""); /* nothing half-filled */
+        assert_int_equal(s.lease_valid, -1);
+    }
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_status_roles_here_truncated(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_status s;
+    char reply[8192], *p = reply;
+    size_t len;
+
+    /* 20 names of 40 characters: 12 whole names fit in 512 bytes */
+    p += sprintf(p, "{\"ok\":true,\"result\":" STATUS_HEAD "\"roles_here\":[");
+    for (int i = 0; i < 20; i++)
+        p += sprintf(p, "%s\"role-%02d-%032d\"", i > 0 ? "," : "", i, 0);
+    sprintf(p, "]}}\n");
+    fake_add(f, (struct step){.expect = "status", .reply = reply});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_status(c, &s), 0);
+    assert_int_equal(s.n_roles_here, 20);
+    len = strlen(s.roles_here);
+    assert_true(len < sizeof(s.roles_here));
+    assert_int_equal((len + 1) % 41, 0); /* whole names and commas */
+    assert_int_equal(len, 12 * 41 - 1);
+    assert_non_null(strstr(s.roles_here, "role-00-"));
+    assert_null(strstr(s.roles_here, "role-12-"));
+    bt_close(c);
+    fake_finish(f);
+}
+
+#define ROLES_RESULT                                                           \
+    "[{\"role\":\"db\",\"count\":2,\"assigned\":1,\"holders\":[\"node-a\"],"   \
+    "\"holder_ids\":[\"00000000000000a1\"],\"command\":\"/usr/bin/db "         \
+    "--fast\",\"restart\":\"always\",\"revision\":3},"                         \
+    "{\"role\":\"web\",\"count\":3,\"assigned\":3,\"holders\":[\"node-a\","    \
+    "\"node-b\",\"node-c\"],\"holder_ids\":[\"00000000000000a1\","             \
+    "\"00000000000000b2\"],\"command\":\"/bin/web\"},"                         \
+    "{\"role\":\"idle\",\"count\":0}]"
+
+static void test_client_roles_parse(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_role *r = NULL;
+    size_t n = 99;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"roles\",\"args\":{}}",
+                              .reply = OK(ROLES_RESULT)});
+    fake_add(f, (struct step){.expect = "roles", .reply = OK("[]")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_roles(c, &r, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(r[0].name, "db");
+    assert_int_equal(r[0].count, 2);
+    assert_int_equal(r[0].assigned, 1);
+    assert_int_equal(r[0].n_holders, 1);
+    assert_string_equal(r[0].holders[0], "node-a");
+    assert_string_equal(r[0].holder_ids[0], "00000000000000a1");
+    assert_string_equal(r[0].command, "/usr/bin/db --fast");
+    assert_string_equal(r[0].restart, "always");
+    assert_string_equal(r[1].name, "web");
+    assert_int_equal(r[1].n_holders, 3);
+    assert_string_equal(r[1].holders[2], "node-c");
+    assert_string_equal(r[1].holder_ids[1], "00000000000000b2");
+    assert_string_equal(r[1].holder_ids[2], ""); /* ids ran short */
+    assert_string_equal(r[1].restart, "");
+    assert_string_equal(r[2].name, "idle");
+    assert_int_equal(r[2].n_holders, 0);
+    assert_int_equal(r[2].assigned, 0);
+    assert_string_equal(r[2].command, "");
+    bt_roles_free(r);
+
+    assert_int_equal(bt_roles(c, &r, &n), 0);
+    assert_int_equal(n, 0);
+    bt_roles_free(r);
+    assert_int_equal(bt_roles(c, NULL, &n), BT_EINVAL);
+    assert_int_equal(bt_roles(NULL, &r, &n), BT_EINVAL);
+    bt_roles_free(NULL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_roles_daemon_error(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_role *r = (struct bt_role *)&r;
+    size_t n = 99;
+
+    fake_add(
+        f, (struct step){.expect = "roles",
+                         .reply = ERR("ENOTFOUND", "unknown command 'roles'")});
+    fake_add(f, (struct step){.expect = "roles",
+                              .reply = ERR("EUNAVAIL", "no leader")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_roles(c, &r, &n), BT_ENOTFOUND);
+    assert_null(r);
+    assert_int_equal(n, 0);
+    assert_string_equal(bt_last_error(c), "unknown command 'roles'");
+    assert_int_equal(bt_roles(c, &r, &n), BT_EUNAVAIL);
+    assert_string_equal(bt_last_error_code(c), "EUNAVAIL");
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_roles_malformed(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_role *r = NULL;
+    size_t n = 0;
+    static const char *const bad[] = {
+        OK("{}"),
+        OK("[1]"),
+        OK("[{\"count\":1}]"),
+        OK("[{\"role\":7}]"),
+        OK("[{\"role\":\"a\",\"count\":\"2\"}]"),
+        OK("[{\"role\":\"a\",\"holders\":\"node-a\"}]"),
+        OK("[{\"role\":\"a\",\"holders\":[\"node-a\",3]}]"),
+        OK("[{\"role\":\"a\",\"holders\":[\"x\"],\"holder_ids\":[1]}]"),
+        OK("[{\"role\":\"a\",\"command\":[\"/bin/x\"]}]"),
+        OK("[{\"role\":\"a\"},{\"role\":\"b\",\"restart\":false}]"),
+    };
+    const size_t nbad = sizeof(bad) / sizeof(bad[0]);
+
+    for (size_t i = 0; i < nbad; i++)
+        fake_add(f, (struct step){.expect = "roles", .reply = bad[i]});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    for (size_t i = 0; i < nbad; i++) {
+        assert_int_equal(bt_roles(c, &r, &n), BT_EPROTO);
+        assert_null(r);
+        assert_int_equal(n, 0);
+        assert_non_null(strstr(bt_last_error(c), "roles:"));
+    }
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_whois(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_holder *h = NULL;
+    size_t n = 99;
+
+    fake_add(f, (struct step){
+                    .expect = "{\"cmd\":\"whois\",\"args\":{\"role\":\"db\"}}",
+                    .reply = OK("{\"role\":\"db\",\"holders\":[{\"id\":"
+                                "\"00000000000000a1\",\"name\":\"node-a\","
+                                "\"address\":\"127.0.0.1\"},{\"id\":"
+                                "\"00000000000000b2\",\"name\":\"node-b\","
+                                "\"address\":\"\"}]}")});
+    /* a name that needs escaping goes out as a proper JSON string */
+    fake_add(f, (struct step){.expect = "{\"role\":\"a\\\"b\"}",
+                              .reply = OK("{\"role\":\"a\\\"b\","
+                                          "\"holders\":[]}")});
+    fake_add(f, (struct step){
+                    .expect = "whois",
+                    .reply = ERR("ENOTFOUND", "whois: no role named 'zz'")});
+    fake_add(f,
+             (struct step){.expect = "whois",
+                           .reply = ERR("EINVAL", "whois: \\\"role\\\" (a role "
+                                                  "name) is required")});
+    fake_add(
+        f, (struct step){.expect = "whois", .reply = OK("{\"role\":\"db\"}")});
+    fake_add(f, (struct step){.expect = "whois",
+                              .reply = OK("{\"holders\":[{\"name\":\"x\"}]}")});
+    fake_add(f, (struct step){.expect = "whois", .reply = OK("[]")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_whois(c, "db", &h, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(h[0].id, "00000000000000a1");
+    assert_string_equal(h[0].name, "node-a");
+    assert_string_equal(h[0].address, "127.0.0.1");
+    assert_string_equal(h[1].name, "node-b");
+    assert_string_equal(h[1].address, "");
+    bt_holders_free(h);
+
+    assert_int_equal(bt_whois(c, "a\"b", &h, &n), 0);
+    assert_int_equal(n, 0);
+    bt_holders_free(h);
+
+    assert_int_equal(bt_whois(c, "zz", &h, &n), BT_ENOTFOUND);
+    assert_null(h);
+    assert_string_equal(bt_last_error(c), "whois: no role named 'zz'");
+    assert_int_equal(bt_whois(c, "db", &h, &n), BT_EINVAL);
+    assert_string_equal(bt_last_error_code(c), "EINVAL");
+
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bt_whois(c, "db", &h, &n), BT_EPROTO);
+        assert_null(h);
+        assert_int_equal(n, 0);
+    }
+    /* refused before any I/O */
+    assert_int_equal(bt_whois(c, "", &h, &n), BT_EINVAL);
+    assert_int_equal(bt_whois(c, NULL, &h, &n), BT_EINVAL);
+    assert_int_equal(bt_whois(c, "db", NULL, &n), BT_EINVAL);
+    bt_holders_free(NULL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_drain_and_undrain(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    unsigned long long ms = 1;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"drain\",\"args\":{"
+                                        "\"deadline_s\":30}}",
+                              .reply = OK("{\"state\":\"draining\","
+                                          "\"deadline_ms\":29998}")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"drain\",\"args\":{}}",
+                              .reply = OK("{\"state\":\"draining\","
+                                          "\"deadline_ms\":300000}")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"drain\",\"args\":{"
+                                        "\"deadline_s\":86400}}",
+                              .reply = OK("{\"state\":\"draining\"}")});
+    fake_add(f, (struct step){.expect = "drain",
+                              .reply = ERR("ESTATE", "drain: this node is not "
+                                                     "in a cluster yet")});
+    fake_add(f, (struct step){.expect = "drain", .reply = OK("[1]")});
+    fake_add(f, (struct step){.expect = "drain",
+                              .reply = OK("{\"deadline_ms\":\"soon\"}")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"undrain\",\"args\":{}}",
+                              .reply = OK("{\"state\":\"none\"}")});
+    fake_add(f,
+             (struct step){.expect = "undrain", .reply = ERR("EIO", "boom")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_drain(c, 30, &ms), 0);
+    assert_true(ms == 29998);
+    assert_int_equal(bt_drain(c, 0, &ms), 0);
+    assert_true(ms == 300000);
+    assert_int_equal(bt_drain(c, BT_DRAIN_DEADLINE_MAX, &ms), 0);
+    assert_true(ms == 0); /* not reported */
+    assert_int_equal(bt_drain(c, 10, NULL), BT_ESTATE);
+    assert_string_equal(bt_last_error(c),
+                        "drain: this node is not in a cluster yet");
+    assert_string_equal(bt_last_error_code(c), "ESTATE");
+    assert_int_equal(bt_drain(c, 10, &ms), BT_EPROTO);
+    assert_int_equal(bt_drain(c, 10, &ms), BT_EPROTO);
+    assert_true(ms == 0);
+    /* refused before any I/O */
+    assert_int_equal(bt_drain(c, -1, &ms), BT_EINVAL);
+    assert_int_equal(bt_drain(c, BT_DRAIN_DEADLINE_MAX + 1, &ms), BT_EINVAL);
+    assert_non_null(strstr(bt_last_error(c), "deadline"));
+    assert_int_equal(bt_drain(NULL, 10, &ms), BT_EINVAL);
+
+    assert_int_equal(bt_undrain(c), 0);
+    assert_string_equal(bt_last_error(c), "");
+    assert_int_equal(bt_undrain(c), BT_EIO);
+    assert_string_equal(bt_last_error(c), "boom");
+    assert_int_equal(bt_undrain(NULL), BT_EINVAL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_drain_status(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_drain_status d;
+    char reply[4096], *p = reply;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"status\",\"args\":{}}",
+                              .reply = OK(STATUS_RAFT_RESULT)});
+    fake_add(f, (struct step){.expect = "status", .reply = OK(STATUS_RESULT)});
+    /* more steps than the struct keeps: the first ones are kept */
+    p += sprintf(p, "{\"ok\":true,\"result\":{\"drain\":{\"state\":"
+                    "\"drained\",\"steps\":[");
+    for (int i = 0; i < BT_DRAIN_STEPS_MAX + 4; i++)
+        p += sprintf(p, "%s{\"step\":\"s%d\",\"elapsed_ms\":%d}",
+                     i > 0 ? "," : "", i, i * 10);
+    sprintf(p, "]}}}\n");
+    fake_add(f, (struct step){.expect = "status", .reply = reply});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = ERR("EIO", "status failed")});
+    fake_add(f,
+             (struct step){.expect = "status", .reply = OK("{\"drain\":[]}")});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = OK("{\"drain\":{\"deadline_ms\":-"
+                                          "\"x\"}}"),
+                              .close_after = true}); /* not JSON */
+    fake_add(f, (struct step){.expect = "status", .reply = OK("7")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_drain_status(c, &d), 0);
+    assert_string_equal(d.state, "draining");
+    assert_true(d.deadline_ms == 29000);
+    assert_int_equal(d.n_steps, 2);
+    assert_string_equal(d.steps[1].step, "leadership_transferred");
+    assert_string_equal(d.error, "");
+
+    assert_int_equal(bt_drain_status(c, &d), 0); /* an older daemon */
+    assert_string_equal(d.state, "");
+    assert_int_equal(d.n_steps, 0);
+
+    assert_int_equal(bt_drain_status(c, &d), 0);
+    assert_string_equal(d.state, "drained");
+    assert_int_equal(d.n_steps, BT_DRAIN_STEPS_MAX);
+    assert_string_equal(d.steps[BT_DRAIN_STEPS_MAX - 1].step, "s15");
+    assert_true(d.steps[BT_DRAIN_STEPS_MAX - 1].elapsed_ms == 150);
+
+    assert_int_equal(bt_drain_status(c, &d), BT_EIO);
+    assert_string_equal(bt_last_error(c), "status failed");
+    assert_int_equal(bt_drain_status(c, &d), BT_EPROTO);
+    assert_string_equal(d.state, "");
+    assert_int_equal(bt_drain_status(c, &d), BT_EPROTO); /* not JSON */
+    assert_int_equal(bt_drain_status(c, &d), BT_EPROTO); /* not an object */
+    assert_int_equal(bt_drain_status(c, NULL), BT_EINVAL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_recover(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"recover\",\"args\":{"
+                                        "\"confirm\":\"0123456789abcdef\"}}",
+                              .reply = OK("{\"recovered\":true,"
+                                          "\"voters_before\":3}")});
+    fake_add(
+        f, (struct step){.expect = "recover",
+                         .reply = ERR("ESTATE", "recover: refused, the cluster "
+                                                "has a leader (nothing to "
+                                                "recover)")});
+    fake_add(f, (struct step){.expect = "{\"confirm\":\"nope\"}",
+                              .reply = ERR("EINVAL",
+                                           "recover: \\\"confirm\\\" must be "
+                                           "this node's id (see status)")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_recover(c, "0123456789abcdef"), 0);
+    assert_int_equal(bt_recover(c, "0123456789abcdef"), BT_ESTATE);
+    assert_non_null(strstr(bt_last_error(c), "has a leader"));
+    assert_int_equal(bt_recover(c, "nope"), BT_EINVAL);
+    assert_string_equal(bt_last_error_code(c), "EINVAL");
+    assert_int_equal(bt_recover(c, NULL), BT_EINVAL);
+    assert_int_equal(bt_recover(NULL, "x"), BT_EINVAL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+/* ---- beethovenctl against the fake daemon ---- */
+
+/* The built beethovenctl: $BT_CTL_PATH, else ../src/beethovenctl from
+ * this test's directory in the build tree. */
+static bool ctl_binary(char *buf, size_t size)
+{
+    const char *env = getenv("BT_CTL_PATH");
+    char self[PATH_MAX];
+    ssize_t n;
+    char *slash;
+
+    if (env != NULL && env[0] != '\0') {
+        snprintf(buf, size, "%s", env);
+        return access(buf, X_OK) == 0;
+    }
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return false;
+    self[n] = '\0';
+    slash = strrchr(self, '/');
+    if (slash == NULL)
+        return false;
+    *slash = '\0';
+    if (strlen(self) + sizeof("/../src/beethovenctl") > size)
+        return false;
+    strcpy(buf, self);
+    strcat(buf, "/../src/beethovenctl");
+    return access(buf, X_OK) == 0;
+}
+
+struct ctl_run {
+    int status; /* exit code, or 128 + signal */
+    char out[8192];
+    char err[8192];
+    int64_t ms; /* how long it ran */
+};
+
+static void ctl_slurp(const char *path, char *buf, size_t size)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n = 0;
+    if (fp != NULL) {
+        n = fread(buf, 1, size - 1, fp);
+        fclose(fp);
+    }
+    buf[n] = '\0';
+}
+
+/* Runs beethovenctl --socket <fake> args... (NULL-terminated). */
+static void ctl_run(struct fake *f, struct ctl_run *r, ...)
+{
+    char bin[PATH_MAX], outp[160], errp[160];
+    char *argv[24];
+    int argc = 0, st, ofd, efd;
+    va_list ap;
+    int64_t t0;
+    pid_t pid;
+
+    if (!ctl_binary(bin, sizeof(bin)))
+        skip(); /* not built next to this test */
+    argv[argc++] = bin;
+    argv[argc++] = (char *)"--socket";
+    argv[argc++] = f->path;
+    va_start(ap, r);
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 23;)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    snprintf(outp, sizeof(outp), "%s/out", f->dir);
+    snprintf(errp, sizeof(errp), "%s/err", f->dir);
+    ofd = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    efd = open(errp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(ofd >= 0 && efd >= 0);
+    t0 = now_ms();
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (dup2(ofd, 1) < 0 || dup2(efd, 2) < 0)
+            _exit(126);
+        execv(bin, argv);
+        _exit(127);
+    }
+    close(ofd);
+    close(efd);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    r->ms = now_ms() - t0;
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    ctl_slurp(outp, r->out, sizeof(r->out));
+    ctl_slurp(errp, r->err, sizeof(r->err));
+}
+
+static void test_ctl_roles_and_whois(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"roles\",\"args\":{}}",
+                              .reply = OK(ROLES_RESULT),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "roles",
+                              .reply = OK("[{\"role\":\"x\",\"count\":1,"
+                                          "\"assigned\":0,\"holders\":[]}]"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"whois\",\"args\":{"
+                                        "\"role\":\"db\"}}",
+                              .reply = OK("{\"role\":\"db\",\"holders\":[{"
+                                          "\"id\":\"00000000000000a1\","
+                                          "\"name\":\"node-a\",\"address\":"
+                                          "\"127.0.0.1\"},{\"id\":"
+                                          "\"00000000000000b2\",\"name\":"
+                                          "\"b\",\"address\":\"127.0.0.2\"}]}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"role\":\"q\\\"\"}",
+                              .reply = OK("{\"role\":\"q\\\"\",\"holders\":[]"
+                                          "}"),
+                              .close_after = true});
+    fake_add(
+        f, (struct step){.expect = "whois",
+                         .reply = ERR("ENOTFOUND", "whois: no role named 'zz'"),
+                         .close_after = true});
+    fake_add(f, (struct step){.expect = "whois",
+                              .reply = OK("{\"role\":\"idle\",\"holders\":[]}"),
+                              .close_after = true});
+    fake_start(f);
+
+    ctl_run(f, &r, "roles", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "ROLE  COUNT  ASSIGNED  HOLDERS\n"
+                               "db        2         1  node-a\n"
+                               "web       3         3  node-a,node-b,node-c\n"
+                               "idle      0         0  -\n");
+    ctl_run(f, &r, "--json", "roles", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "[{\"role\":\"x\",\"count\":1,\"assigned\":0,"
+                               "\"holders\":[]}]\n");
+    ctl_run(f, &r, "whois", "db", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "node-a  00000000000000a1  127.0.0.1\n"
+                               "b       00000000000000b2  127.0.0.2\n");
+    ctl_run(f, &r, "whois", "--json", "q\"", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "{\"role\":\"q\\\"\",\"holders\":[]}\n");
+    ctl_run(f, &r, "whois", "zz", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.out, "");
+    assert_string_equal(r.err, "beethovenctl: whois: no role named 'zz' "
+                               "(ENOTFOUND)\n");
+    ctl_run(f, &r, "whois", "idle", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "");
+    assert_non_null(strstr(r.err, "no node holds role 'idle'"));
+    fake_finish(f);
+
+    /* usage errors need no daemon */
+    ctl_run(f, &r, "whois", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "whois", "a", "b", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "roles", "extra", NULL);
+    assert_int_equal(r.status, 2);
+}
+
+#define DRAIN_STATUS(state, steps)                                             \
+    OK(STATUS_HEAD "\"drain\":{\"state\":\"" state "\",\"deadline_ms\":1000,"  \
+                   "\"steps\":[" steps "]}}")
+#define STEP(name, ms) "{\"step\":\"" name "\",\"elapsed_ms\":" #ms "}"
+#define STEPS_3                                                                \
+    STEP("marked_draining", 2)                                                 \
+    "," STEP("leadership_transferred", 50) "," STEP("vote_given_up", 51)
+#define STEPS_5                                                                \
+    STEPS_3 "," STEP("roles_stopped", 300) "," STEP("roles_placed", 700)
+
+static void test_ctl_drain_follows_steps(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"drain\",\"args\":{"
+                                        "\"deadline_s\":10}}",
+                              .reply = OK("{\"state\":\"draining\","
+                                          "\"deadline_ms\":9999}")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"status\"",
+                              .reply = DRAIN_STATUS("draining", "")});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = DRAIN_STATUS(
+                                  "draining", STEP("marked_draining", 2))});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = DRAIN_STATUS("draining", STEPS_3)});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = DRAIN_STATUS("drained", STEPS_5),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "drain",
+                              .reply = OK("{\"state\":\"draining\","
+                                          "\"deadline_ms\":300000}"),
+                              .close_after = true});
+    fake_start(f);
+
+    ctl_run(f, &r, "drain", "--deadline", "10", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "state=draining deadline_ms=9999\n"
+                               "step=marked_draining elapsed_ms=2\n"
+                               "step=leadership_transferred elapsed_ms=50\n"
+                               "step=vote_given_up elapsed_ms=51\n"
+                               "step=roles_stopped elapsed_ms=300\n"
+                               "step=roles_placed elapsed_ms=700\n"
+                               "state=drained\n");
+    assert_string_equal(r.err, "");
+    assert_true(r.ms >= 3 * 100); /* polled every 100 ms */
+
+    ctl_run(f, &r, "--json", "drain", "--no-wait", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out,
+                        "{\"state\":\"draining\",\"deadline_ms\":300000}\n");
+    fake_finish(f);
+}
+
+static void test_ctl_drain_failed_json(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"drain\",\"args\":{}}",
+                              .reply = OK("{\"state\":\"draining\","
+                                          "\"deadline_ms\":1000}")});
+    fake_add(f,
+             (struct step){
+                 .expect = "status",
+                 .reply = OK(STATUS_HEAD
+                             "\"drain\":{\"state\":\"failed\",\"deadline_ms\":"
+                             "0,\"error\":\"deadline passed \\\"x\\\"\","
+                             "\"steps\":[" STEP("marked_draining", 1) "]}}"),
+                 .close_after = true});
+    fake_add(f, (struct step){.expect = "drain",
+                              .reply = OK("{\"state\":\"draining\","
+                                          "\"deadline_ms\":1000}")});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = OK(STATUS_HEAD "\"drain\":{\"state\":"
+                                                      "\"failed\",\"error\":"
+                                                      "\"too slow\"}}"),
+                              .close_after = true});
+    fake_start(f);
+
+    ctl_run(f, &r, "--json", "drain", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.out,
+                        "{\"state\":\"draining\",\"deadline_ms\":1000}\n"
+                        "{\"step\":\"marked_draining\",\"elapsed_ms\":1}\n"
+                        "{\"state\":\"failed\",\"error\":\"deadline passed "
+                        "\\\"x\\\"\"}\n");
+    ctl_run(f, &r, "drain", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.out, "state=draining deadline_ms=1000\n"
+                               "state=failed error=\"too slow\"\n");
+    fake_finish(f);
+}
+
+static void test_ctl_drain_gives_up_after_deadline(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "drain",
+                              .reply = OK("{\"state\":\"draining\","
+                                          "\"deadline_ms\":200}")});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = DRAIN_STATUS("draining",
+                                                    STEP("marked_draining", 1)),
+                              .repeat = 200});
+    fake_start(f);
+    ctl_run(f, &r, "drain", "-d", "1", NULL);
+    assert_int_equal(r.status, 1);
+    assert_true(r.ms >= 5200 && r.ms < 9000); /* deadline + 5 s */
+    assert_non_null(strstr(r.out, "step=marked_draining elapsed_ms=1\n"
+                                  "state=draining error=\"not drained 5 s "
+                                  "after the deadline"));
+    fake_finish(f);
+    /* about one status request per 100 ms */
+    assert_true(f->served[1] >= 30 && f->served[1] <= 60);
+}
+
+static void test_ctl_drain_errors_and_exit_codes(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    /* no daemon at all */
+    ctl_run(f, &r, "drain", NULL);
+    assert_int_equal(r.status, 3);
+    assert_non_null(strstr(r.err, "cannot connect"));
+    /* bad deadlines are usage errors, checked before connecting */
+    ctl_run(f, &r, "drain", "--deadline", "0", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "drain", "--deadline=86401", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "drain", "--deadline", "1.5", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "drain", "--deadline", NULL);
+    assert_int_equal(r.status, 2);
+
+    fake_add(f, (struct step){.expect = "drain",
+                              .reply = ERR("ESTATE", "drain: this node is not "
+                                                     "in a cluster yet"),
+                              .close_after = true});
+    /* the daemon goes away while the drain is followed */
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"drain\",\"args\":{"
+                                        "\"deadline_s\":60}}",
+                              .reply = OK("{\"state\":\"draining\","
+                                          "\"deadline_ms\":60000}")});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = DRAIN_STATUS("draining", "")});
+    fake_add(f, (struct step){.expect = "status", .close_after = true});
+    /* someone else undrained */
+    fake_add(f, (struct step){.expect = "drain",
+                              .reply = OK("{\"state\":\"draining\","
+                                          "\"deadline_ms\":60000}")});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = DRAIN_STATUS("none", ""),
+                              .close_after = true});
+    /* a daemon that does not report drains */
+    fake_add(f, (struct step){.expect = "drain",
+                              .reply = OK("{\"state\":\"draining\","
+                                          "\"deadline_ms\":60000}")});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = OK(STATUS_RESULT),
+                              .close_after = true});
+    fake_start(f);
+    ctl_run(f, &r, "drain", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "beethovenctl: drain: this node is not in a "
+                               "cluster yet (ESTATE)\n");
+    ctl_run(f, &r, "drain", "--deadline=60", NULL);
+    assert_int_equal(r.status, 3);
+    assert_non_null(strstr(r.err, "closed the connection"));
+    ctl_run(f, &r, "drain", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "state=none error=\"the drain was "
+                                  "cancelled"));
+    ctl_run(f, &r, "drain", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.out, "does not report drain progress"));
+    fake_finish(f);
+}
+
+static void test_ctl_undrain_and_recover(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"undrain\",\"args\":{}}",
+                              .reply = OK("{\"state\":\"none\"}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "undrain",
+                              .reply = OK("{\"state\":\"none\"}"),
+                              .close_after = true});
+    fake_add(
+        f, (struct step){.expect = "status", .reply = OK(STATUS_RAFT_RESULT)});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"recover\",\"args\":{"
+                                        "\"confirm\":\"0123456789abcdef\"}}",
+                              .reply = OK("{\"recovered\":true,"
+                                          "\"voters_before\":3}"),
+                              .close_after = true});
+    fake_add(
+        f, (struct step){.expect = "status", .reply = OK(STATUS_RAFT_RESULT)});
+    fake_add(f, (struct step){.expect = "{\"confirm\":\"0123456789abcdef\"}",
+                              .reply = OK("{\"recovered\":true,"
+                                          "\"voters_before\":3}"),
+                              .close_after = true});
+    fake_add(
+        f, (struct step){.expect = "status", .reply = OK(STATUS_RAFT_RESULT)});
+    fake_add(f, (struct step){.expect = "recover",
+                              .reply = ERR("ESTATE", "recover: refused, 2 of "
+                                                     "3 voters are alive"),
+                              .close_after = true});
+    fake_start(f);
+    ctl_run(f, &r, "undrain", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "state=none\n");
+    ctl_run(f, &r, "undrain", "--json", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "{\"state\":\"none\"}\n");
+
+    ctl_run(f, &r, "recover", NULL); /* explains, does nothing */
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.out, "");
+    assert_non_null(strstr(r.err, "only Raft voter"));
+    assert_non_null(strstr(r.err, "--yes"));
+    ctl_run(f, &r, "recover", "--yes", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "0123456789abcdef"));
+    ctl_run(f, &r, "--json", "recover", "-y", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "{\"recovered\":true,\"voters_before\":3}\n");
+    ctl_run(f, &r, "recover", "--yes", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "beethovenctl: recover: refused, 2 of 3 voters "
+                               "are alive (ESTATE)\n");
+    fake_finish(f);
+}
+
+static void test_ctl_status_shows_role_fields(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = OK(STATUS_RAFT_RESULT),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = OK(STATUS_RESULT),
+                              .close_after = true});
+    fake_start(f);
+    ctl_run(f, &r, "status", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out,
+                           "Version:     0.1.0\n"
+                           "Raft:        follower, term 7, voter (commit 120, "
+                           "applied 119)\n"
+                           "Leader:      node-b (00000000000000b2)\n"
+                           "Roles here:  db, web\n"
+                           "Lease:       valid (1830 ms left)\n"
+                           "Drain:       draining (29000 ms left)\n"
+                           "             step=marked_draining elapsed_ms=3\n"
+                           "             step=leadership_transferred "
+                           "elapsed_ms=120\n"));
+    ctl_run(f, &r, "status", NULL); /* an older daemon: no new lines */
+    assert_int_equal(r.status, 0);
+    assert_null(strstr(r.out, "Raft:"));
+    assert_null(strstr(r.out, "Lease:"));
+    assert_null(strstr(r.out, "Drain:"));
+    assert_non_null(strstr(r.out, "Version:     0.1.0\n"));
+    fake_finish(f);
+}
+
+static void test_ctl_help_lists_role_commands(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+    static const char *const cmds[] = {"roles", "whois", "drain", "undrain",
+                                       "recover"};
+
+    ctl_run(f, &r, "--help", NULL);
+    assert_int_equal(r.status, 0);
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        struct ctl_run h;
+        char want[64];
+        snprintf(want, sizeof(want), "\n  %s", cmds[i]);
+        assert_non_null(strstr(r.out, want));
+        ctl_run(f, &h, cmds[i], "--help", NULL);
+        assert_int_equal(h.status, 0);
+        snprintf(want, sizeof(want), "usage: beethovenctl [OPTIONS] %s",
+                 cmds[i]);
+        assert_non_null(strstr(h.out, want));
+    }
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fake_setup, fake_teardown)
 
 int main(void)
@@ -867,6 +1832,24 @@ int main(void)
         T(test_client_ready_falls_back_to_status),
         T(test_client_nodes_parse_and_active),
         T(test_client_threads_share_handle),
+        T(test_client_status_role_fields),
+        T(test_client_status_role_fields_malformed),
+        T(test_client_status_roles_here_truncated),
+        T(test_client_roles_parse),
+        T(test_client_roles_daemon_error),
+        T(test_client_roles_malformed),
+        T(test_client_whois),
+        T(test_client_drain_and_undrain),
+        T(test_client_drain_status),
+        T(test_client_recover),
+        T(test_ctl_roles_and_whois),
+        T(test_ctl_drain_follows_steps),
+        T(test_ctl_drain_failed_json),
+        T(test_ctl_drain_gives_up_after_deadline),
+        T(test_ctl_drain_errors_and_exit_codes),
+        T(test_ctl_undrain_and_recover),
+        T(test_ctl_status_shows_role_fields),
+        T(test_ctl_help_lists_role_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
