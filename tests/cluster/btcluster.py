@@ -696,3 +696,234 @@ def _env_keys(d):
 def _cleanup_at_exit():
     for c in list(_live_clusters):
         c.cleanup(failed=True)
+
+
+# --- the replicated role table (issue 3) ----------------------------------
+#
+# Helpers for the test_roles_* tests, added as functions and bound to Node
+# and Cluster below; nothing above depends on them. Roles in these tests
+# run role_logger.py, which writes start/stop lines to a log shared by all
+# nodes; rolecheck.py checks that log.
+
+ROLE_LOGGER = os.path.join(HERE, "role_logger.py")
+
+
+def role_def(name, instances, log_path, *logger_args, **fields):
+    """A role definition running role_logger.py LOG [logger_args] with this
+    interpreter; fields add or override keys (env, stop_timeout_ms,
+    restart, ...)."""
+    d = {"name": name, "command": sys.executable,
+         "args": [ROLE_LOGGER, log_path] + [str(a) for a in logger_args],
+         "instances": instances, "stop_timeout_ms": 2000,
+         "restart": "always"}
+    d.update(fields)
+    return d
+
+
+def role_counts(defs):
+    """{name: instances} of role definitions, the limits for rolecheck."""
+    return {d["name"]: d["instances"] for d in defs}
+
+
+def write_config(path, **keys):
+    """Writes a JSON configuration file (atomically: write, then rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(keys, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _node_raft(self, timeout=CTL_TIMEOUT_S):
+    """The "raft" object of status, or None."""
+    s = self.status(timeout=timeout)
+    r = s.get("raft") if s else None
+    return r if isinstance(r, dict) else None
+
+
+def _node_roles(self, timeout=CTL_TIMEOUT_S):
+    """beethovenctl --json roles as a list, or None."""
+    r = self.ctl_json("roles", timeout=timeout)
+    return r if isinstance(r, list) else None
+
+
+def _node_role_table(self, timeout=CTL_TIMEOUT_S):
+    """{role: entry of roles}, or None."""
+    r = self.roles(timeout=timeout)
+    if r is None:
+        return None
+    return {e.get("role"): e for e in r if isinstance(e, dict)}
+
+
+def _node_roles_here(self, timeout=CTL_TIMEOUT_S):
+    """status.roles_here as a list, or None."""
+    s = self.status(timeout=timeout)
+    r = s.get("roles_here") if s else None
+    return r if isinstance(r, list) else None
+
+
+def _node_whois(self, role, timeout=CTL_TIMEOUT_S):
+    """beethovenctl --json whois ROLE as a dict, or None."""
+    r = self.ctl_json("whois", role, timeout=timeout)
+    return r if isinstance(r, dict) else None
+
+
+def _node_event_stream(self, seconds, until=None, replay=True):
+    """Runs beethovenctl --json events [--replay] for up to seconds, or
+    until until(events) is true, and returns the events read (dicts; an
+    {"event": {...}} wrapper is taken off). The CLI is ended by its pid."""
+    import select
+    cmd = [binary("beethovenctl"), "--socket", self.control_socket,
+           "--json", "events"] + (["--replay"] if replay else [])
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out, buf = [], b""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([p.stdout], [], [],
+                                        max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(p.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(ev, dict) and isinstance(ev.get("event"), dict):
+                    ev = ev["event"]
+                out.append(ev)
+            if until is not None and until(out):
+                break
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(2.0)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        p.stdout.close()
+    return out
+
+
+Node.raft = _node_raft
+Node.roles = _node_roles
+Node.role_table = _node_role_table
+Node.roles_here = _node_roles_here
+Node.whois = _node_whois
+Node.event_stream = _node_event_stream
+
+
+def _cluster_check_raft_ports(self, nodes=None):
+    """Raises Failure if listener_port + 1 (Raft) is taken on a loopback
+    node's address."""
+    busy = [n.address for n in (nodes or self.nodes)
+            if n.netns is None and not port_free(n.address, self.port + 1)]
+    if busy:
+        raise Failure("raft port %d is already in use on %s (see "
+                      "tests/cluster/README.md)"
+                      % (self.port + 1, ", ".join(busy)))
+
+
+def _cluster_leader(self, nodes=None):
+    """Probe: (leader Node or None, {name: (state, leader_id)}). A leader
+    when every node names the same non-empty leader_id and the node with
+    that id (one of nodes) says it is the leader."""
+    nodes = nodes if nodes is not None else self.running()
+    obs, ids, by_id = {}, set(), {}
+    for n in nodes:
+        s = n.status(timeout=2.0)
+        r = (s or {}).get("raft") or {}
+        obs[n.name] = (r.get("state"), r.get("leader_id"))
+        ids.add(r.get("leader_id") or None)
+        if s:
+            by_id[s.get("node_id")] = (n, r.get("state"))
+    if len(ids) != 1 or None in ids:
+        return None, obs
+    lid = ids.pop()
+    n, state = by_id.get(lid, (None, None))
+    return (n if state == "leader" else None), obs
+
+
+def _cluster_wait_leader(self, timeout, nodes=None):
+    """Waits for leader(nodes); returns the leader Node."""
+    r = wait_for(lambda: self.leader(nodes), timeout,
+                 "every node to name one Raft leader",
+                 until=lambda r: r[0] is not None)
+    return r[0]
+
+
+def _cluster_roles_placed(self, want, nodes=None, exclude=(), absent=()):
+    """Probe: (ok, observation). ok when at every node the roles table has,
+    for each role of want {role: n}, exactly n distinct holders, all of
+    them among nodes and none in exclude (names); roles in absent are not
+    in the table; and each node's roles_here is what the table gives it."""
+    nodes = nodes if nodes is not None else self.running()
+    names = {n.name for n in nodes}
+    exclude = set(exclude)
+    obs, ok, first = {}, True, None
+    for n in nodes:
+        table = n.role_table(timeout=2.0)
+        here = n.roles_here(timeout=2.0)
+        obs[n.name] = {"here": here, "table": None if table is None else {
+            r: "%s/%s:%s" % (e.get("assigned"), e.get("count"),
+                             ",".join(e.get("holders") or []))
+            for r, e in table.items()}}
+        if table is None or here is None:
+            ok = False
+            continue
+        first = first or table
+        for role, cnt in want.items():
+            e = table.get(role)
+            holders = (e or {}).get("holders") or []
+            if (e is None or e.get("assigned") != cnt or
+                    len(holders) != cnt or len(set(holders)) != cnt or
+                    not set(holders) <= names or set(holders) & exclude):
+                ok = False
+        if any(r in table for r in absent):
+            ok = False
+        mine = {r for r, e in table.items() if n.name in (e.get("holders")
+                                                          or [])}
+        if set(here) != mine:
+            ok = False
+    return ok, (first if ok else obs)
+
+
+def _cluster_wait_roles(self, want, timeout, nodes=None, exclude=(),
+                        absent=()):
+    """Waits for roles_placed(); returns the table ({role: entry})."""
+    return wait_for(lambda: self.roles_placed(want, nodes, exclude, absent),
+                    timeout, "roles placed as %s" % want,
+                    until=lambda r: r[0])[1]
+
+
+def _cluster_wait_placed(self, want, log_path, timeout, nodes=None,
+                         exclude=(), absent=(), deaths=None):
+    """wait_roles(), then waits until the role processes in the log (live
+    pids without an end) are exactly one per holder of the table. Returns
+    (table, seconds taken)."""
+    import rolecheck
+    t0 = time.monotonic()
+    table = self.wait_roles(want, timeout, nodes, exclude, absent)
+    expect = {r: sorted(e.get("holders") or []) for r, e in table.items()
+              if e.get("holders")}
+    left = max(0.5, timeout - (time.monotonic() - t0))
+    wait_for(lambda: rolecheck.running_nodes(log_path, deaths), left,
+             "role processes to run exactly on the holders %s" % expect,
+             until=lambda got: got == expect)
+    return table, time.monotonic() - t0
+
+
+Cluster.check_raft_ports = _cluster_check_raft_ports
+Cluster.leader = _cluster_leader
+Cluster.wait_leader = _cluster_wait_leader
+Cluster.roles_placed = _cluster_roles_placed
+Cluster.wait_roles = _cluster_wait_roles
+Cluster.wait_placed = _cluster_wait_placed
