@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <raft.h>
@@ -34,6 +36,7 @@ struct rnode_req {
     rnode_apply_cb apply_cb;
     rnode_done_cb done_cb;
     void *arg;
+    uint64_t started_us; /* rnode_apply: when it was called */
     struct rnode_req *prev, *next;
 };
 
@@ -54,6 +57,8 @@ struct rnode {
     bool changing; /* a membership change is pending */
     struct table_result result; /* the last entry's, for the apply cb */
     struct rnode_req *reqs;     /* pending requests */
+    uint32_t lat_us[RNODE_LATENCY_RING]; /* commit latencies, a ring */
+    uint64_t lat_count;                  /* entries measured in total */
 
     uv_check_t check;
     bool check_open;
@@ -125,10 +130,24 @@ static void rnode_req_free(struct rnode_req *q)
     free(q);
 }
 
+static uint64_t rnode_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void rnode_apply_done(struct raft_apply *req, int status, void *result)
 {
     struct rnode_req *q = req->data;
     int rc = rnode_errno(status);
+    if (rc == 0) {
+        struct rnode *rn = q->rn;
+        uint64_t us = rnode_now_us() - q->started_us;
+        rn->lat_us[rn->lat_count % RNODE_LATENCY_RING] =
+            us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+        rn->lat_count++;
+    }
     if (q->apply_cb != NULL)
         q->apply_cb(q->arg, rc, rc == 0 ? result : NULL);
     rnode_req_free(q);
@@ -624,6 +643,7 @@ int rnode_apply(struct rnode *rn, const uint8_t *buf, size_t len,
     struct raft_buffer b = {base, len};
     struct rnode_req *q = rnode_req_new(rn, arg);
     q->apply_cb = cb;
+    q->started_us = rnode_now_us();
     q->u.apply.data = q;
     int rv = raft_apply(&rn->raft, &q->u.apply, &b, 1, rnode_apply_done);
     if (rv != 0) {
@@ -722,4 +742,28 @@ int rnode_transfer(struct rnode *rn, uint64_t id, rnode_done_cb cb, void *arg)
         return rnode_errno(rv);
     }
     return 0;
+}
+
+static int rnode_u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void rnode_commit_latency(const struct rnode *rn, struct rnode_latency *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (rn == NULL || rn->lat_count == 0)
+        return;
+    size_t n = rn->lat_count < RNODE_LATENCY_RING ? (size_t)rn->lat_count
+                                                  : RNODE_LATENCY_RING;
+    uint32_t *v = xmalloc(n * sizeof(*v));
+    memcpy(v, rn->lat_us, n * sizeof(*v));
+    qsort(v, n, sizeof(*v), rnode_u32_cmp);
+    out->count = rn->lat_count;
+    out->samples = n;
+    out->p50_us = v[(n - 1) / 2];
+    out->p99_us = v[(n * 99 + 99) / 100 - 1];
+    out->max_us = v[n - 1];
+    free(v);
 }

@@ -118,6 +118,17 @@ size_t rnode_servers(const struct rnode *rn, struct rnode_server *out,
 /* True while a membership change made through this node is pending. */
 bool rnode_changing(const struct rnode *rn);
 
+/* Commit latency of the entries this node applied as leader: from
+ * rnode_apply to the entry being committed and applied here, over the
+ * last RNODE_LATENCY_RING entries. All zero when there are none. */
+#define RNODE_LATENCY_RING 1024
+struct rnode_latency {
+    uint64_t count; /* entries measured since start */
+    size_t samples; /* in the ring: min(count, RNODE_LATENCY_RING) */
+    uint64_t p50_us, p99_us, max_us;
+};
+void rnode_commit_latency(const struct rnode *rn, struct rnode_latency *out);
+
 /* Completion of a request. status is 0 or a negative BT_E* code; for
  * rnode_apply, res is the table's result of the entry (NULL on failure). */
 typedef void (*rnode_apply_cb)(void *arg, int status,

@@ -1766,6 +1766,16 @@ void rolemgr_status(struct rolemgr *rm, struct json_object *st)
     json_object_object_add(
         r, "applied_index",
         json_object_new_int64((int64_t)rnode_applied_index(rm->rn)));
+    struct rnode_latency lat;
+    rnode_commit_latency(rm->rn, &lat);
+    struct json_object *cl = json_object_new_object();
+    json_object_object_add(cl, "count", json_object_new_int64((int64_t)lat.count));
+    json_object_object_add(cl, "samples",
+                           json_object_new_int64((int64_t)lat.samples));
+    json_object_object_add(cl, "p50_us", json_object_new_int64((int64_t)lat.p50_us));
+    json_object_object_add(cl, "p99_us", json_object_new_int64((int64_t)lat.p99_us));
+    json_object_object_add(cl, "max_us", json_object_new_int64((int64_t)lat.max_us));
+    json_object_object_add(r, "commit_latency", cl);
     json_object_object_add(st, "raft", r);
 
     struct json_object *here = json_object_new_array();
