@@ -111,7 +111,7 @@ class TestRun:
             self.log("ok   - %s" % what)
         else:
             self.failed += 1
-            self.log("FAIL - %s%s" % (what, ": %s" % detail if detail else ""))
+            self.log("FAIL - %s%s" % (what, ": %s" % (detail,) if detail else ""))
         return bool(cond)
 
     def require(self, cond, what, detail=None):
