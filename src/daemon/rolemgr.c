@@ -210,6 +210,22 @@ static bool rm_strv_has(char *const *v, size_t n, const char *s)
 }
 
 
+/* The Raft leader as far as this node can tell: libraft's answer, unless
+ * the membership layer has that node failed or gone (a standby never
+ * campaigns, so libraft would name a dead leader to it forever). 0 when
+ * none is known. */
+static uint64_t rm_leader(const struct rolemgr *rm)
+{
+    uint64_t id = rnode_leader(rm->rn);
+    struct cluster_member_view v;
+    if (id == 0 || id == rm->id)
+        return id;
+    if (cluster_member_get(rm->cluster, id, &v) < 0 ||
+        v.status == MEMBER_FAILED || v.status == MEMBER_LEFT)
+        return 0;
+    return id;
+}
+
 static bool rm_is_leader(const struct rolemgr *rm)
 {
     return rnode_state(rm->rn) == RNODE_LEADER;
@@ -341,7 +357,7 @@ static void rm_out_applied(void *arg, int status, const struct table_result *r)
 static void rm_out_pump(struct rolemgr *rm, monotime_t now)
 {
     if (rm->out_busy) {
-        if (rm->out_to != 0 && rnode_leader(rm->rn) != rm->out_to) {
+        if (rm->out_to != 0 && rm_leader(rm) != rm->out_to) {
             rm->out_req = 0;
             rm_out_finish(rm, BT_ENOTLEADER, NULL); /* the leader changed */
             return;
@@ -370,7 +386,7 @@ static void rm_out_pump(struct rolemgr *rm, monotime_t now)
         }
         return;
     }
-    uint64_t leader = rnode_leader(rm->rn);
+    uint64_t leader = rm_leader(rm);
     if (leader == 0 || leader == rm->id)
         return;
     struct json_object *m = json_object_new_object();
@@ -546,7 +562,7 @@ static void rm_lease_check(struct rolemgr *rm, monotime_t now)
         if (rm_leader_ready(rm)) {
             caught_up = true;
         } else {
-            uint64_t leader = rnode_leader(rm->rn);
+            uint64_t leader = rm_leader(rm);
             struct rm_peer *p = leader ? rm_peer(rm, leader, false) : NULL;
             caught_up = p != NULL && p->leader &&
                         p->commit_at >= rm->regained_at &&
@@ -739,10 +755,10 @@ static void rm_propose_del(struct rolemgr *rm, const char *name)
  * not know yet, and report those whose committed definition differs. */
 static void rm_check_definitions(struct rolemgr *rm)
 {
-    if (rm->rn == NULL || rnode_leader(rm->rn) == 0)
+    if (rm->rn == NULL || rm_leader(rm) == 0)
         return;
     if (!rm_leader_ready(rm)) {
-        uint64_t leader = rnode_leader(rm->rn);
+        uint64_t leader = rm_leader(rm);
         struct rm_peer *p = rm_peer(rm, leader, false);
         if (p == NULL || !p->leader ||
             rnode_applied_index(rm->rn) < p->commit)
@@ -1203,7 +1219,7 @@ static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
     if (!rm_drain_has(rm, "leadership_transferred")) {
         if (rm_is_leader(rm))
             rnode_transfer(rm->rn, 0, NULL, NULL);
-        else if (rnode_leader(rm->rn) != 0)
+        else if (rm_leader(rm) != 0)
             rm_drain_step(rm, "leadership_transferred");
     }
     if (!rm_drain_has(rm, "vote_given_up") &&
@@ -1649,7 +1665,7 @@ static int rm_recover(struct rolemgr *rm, struct json_object *args,
         snprintf(msg, msglen, "recover: Raft is not running on this node");
         return BT_ESTATE;
     }
-    if (rnode_leader(rm->rn) != 0) {
+    if (rm_leader(rm) != 0) {
         snprintf(msg, msglen,
                  "recover: refused, the cluster has a leader (nothing to "
                  "recover)");
@@ -1741,7 +1757,7 @@ void rolemgr_status(struct rolemgr *rm, struct json_object *st)
 {
     monotime_t now = monotime_now();
     struct json_object *r = json_object_new_object();
-    uint64_t leader = rnode_leader(rm->rn);
+    uint64_t leader = rm_leader(rm);
     char hex[MSG_ID_LEN + 1] = "", hex2[MSG_ID_LEN + 1];
     if (leader != 0)
         msg_id_format(leader, hex);
