@@ -423,6 +423,10 @@ static void cluster_member_renew(struct cluster *c, struct member *m,
                                  const struct msg_member *mm, monotime_t now)
 {
     m->info.incarnation = mm->incarnation;
+    /* A new incarnation may be a rebooted host whose monotonic clock
+     * started over: forget its old timestamps and our echo of them. */
+    m->ts_in = 0;
+    m->echo_ts = 0;
     snprintf(m->info.name, sizeof(m->info.name), "%s", mm->name);
     m->info.addr = mm->addr;
     m->info.port = mm->port;
@@ -782,7 +786,6 @@ static void cluster_on_join(struct cluster *c, struct conn *k,
         return;
     }
     monotime_t now = monotime_now();
-    cluster_forget_address(c, &mm);
     struct member *m = cluster_find(c, mm.id);
     if (m == NULL) {
         if ((m = cluster_add_member(c, &mm, now)) == NULL) {
@@ -809,6 +812,8 @@ static void cluster_on_join(struct cluster *c, struct conn *k,
         fd_heard(&m->fd, now);
         cluster_member_set_status(c, m, MEMBER_ALIVE, "rejoined");
     }
+    if (mm.addr == link_peer_addr(k->link))
+        cluster_forget_address(c, &mm);
     struct json_object *w = json_object_new_object();
     msg_add_id(w, "cluster_id", c->cluster_id);
     json_object_object_add(w, "members", cluster_member_list(c, false));
@@ -1596,5 +1601,6 @@ int cluster_send_app(struct cluster *c, uint64_t id, struct json_object *msg)
     struct link *l = cluster_link_to(c, m);
     if (l == NULL)
         return BT_ECLOSED;
-    return link_send_json(l, WIRE_APP, msg) == 0 ? 0 : BT_ECLOSED;
+    int rc = link_send_json(l, WIRE_APP, msg);
+    return rc == 0 || rc == BT_ETOOBIG ? rc : BT_ECLOSED;
 }

@@ -845,6 +845,22 @@ static int config_role_parse(struct json_object *o, size_t idx,
         snprintf(msg, len, "roles: %s: %s", where, vmsg);
         return BT_EINVAL;
     }
+    /* A definition travels to the leader inside one frame, escaped. */
+    struct table_cmd cmd = {.op = TABLE_OP_ROLE_PUT, .u.role_put = *d};
+    uint8_t *buf = NULL;
+    size_t enc = 0;
+    if (table_cmd_encode(&cmd, &buf, &enc, vmsg, sizeof(vmsg)) != 0) {
+        snprintf(msg, len, "roles: %s: %s", where, vmsg);
+        return BT_EINVAL;
+    }
+    free(buf);
+    if (enc > CONFIG_ROLE_ENTRY_MAX) {
+        snprintf(msg, len,
+                 "roles: %s: the definition takes %zu bytes (at most %u; "
+                 "shorten args or env)",
+                 where, enc, CONFIG_ROLE_ENTRY_MAX);
+        return BT_EINVAL;
+    }
     return 0;
 }
 

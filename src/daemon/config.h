@@ -78,6 +78,10 @@ struct config_role {
     struct table_role_def def;
 };
 
+/* Largest encoded role definition: it is forwarded to the Raft leader in
+ * one 64 KiB frame as an escaped JSON string. */
+#define CONFIG_ROLE_ENTRY_MAX (24u * 1024u)
+
 /* The lease proof's check period: how often a node checks its Raft lease
  * (the role manager's tick). The margin must cover it plus the stop. */
 #define CONFIG_LEASE_CHECK_MS 50

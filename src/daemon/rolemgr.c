@@ -135,6 +135,8 @@ struct rolemgr {
     uint64_t conflict_rev; /* table revision conflicts were checked at */
     uint64_t *conflict_seen; /* per cfg role: the committed revision whose
                                 conflict was reported, 0 if none */
+    struct link_noted raft_noted[LINK_NOTED_MAX]; /* Raft transport
+                                                     complaints, per source */
 
     /* drain */
     enum rm_drain_state drain;
@@ -349,6 +351,18 @@ static void rm_out_finish(struct rolemgr *rm, int status,
     free(o);
 }
 
+/* The head entry can never be written (the leader refused it as invalid,
+ * or it does not fit in a frame): say so and go on with the next. */
+static void rm_out_drop(struct rolemgr *rm, const char *why)
+{
+    struct rm_out *o = rm->out_head;
+    if (o == NULL)
+        return;
+    log_error("table_write_dropped", "what=\"%s\" bytes=%zu reason=%s",
+              o->what, o->len, why);
+    rm_out_finish(rm, BT_EINVAL, NULL);
+}
+
 static void rm_out_applied(void *arg, int status, const struct table_result *r)
 {
     rm_out_finish(arg, status, r);
@@ -399,6 +413,11 @@ static void rm_out_pump(struct rolemgr *rm, monotime_t now)
         json_object_new_string_len((const char *)o->buf, (int)o->len));
     int rc = cluster_send_app(rm->cluster, leader, m);
     json_object_put(m);
+    if (rc == BT_ETOOBIG) {
+        rm->out_req = 0;
+        rm_out_drop(rm, "ETOOBIG");
+        return;
+    }
     if (rc == 0) {
         rm->out_busy = true;
         rm->out_to = leader;
@@ -415,17 +434,36 @@ struct rm_fwd {
     uint64_t from, req;
 };
 
+/* The code of a forwarded write's reply: "ok"; "ENOTLEADER" or "EUNAVAIL"
+ * (the leader could not take it now: the sender retries); "ETOOBIG" or
+ * "EINVAL" (it will never be taken: the sender drops it). */
+static const char *rm_fwd_code(int status)
+{
+    switch (status) {
+    case 0:
+        return "ok";
+    case BT_ENOTLEADER:
+        return "ENOTLEADER";
+    case BT_ECLOSED:
+    case BT_ETIMEDOUT:
+    case BT_EBUSY:
+    case BT_EUNAVAIL:
+    case BT_ENOMEM:
+        return "EUNAVAIL";
+    case BT_ETOOBIG:
+        return "ETOOBIG";
+    default:
+        return "EINVAL";
+    }
+}
+
 static void rm_fwd_reply(struct rolemgr *rm, uint64_t to, uint64_t req,
                          int status, const struct table_result *res)
 {
     struct json_object *m = json_object_new_object();
     json_object_object_add(m, "t", json_object_new_string("fwd_reply"));
     json_object_object_add(m, "req", json_object_new_int64((int64_t)req));
-    json_object_object_add(m, "code",
-                           json_object_new_string(status == 0 ? "ok"
-                                                  : status == BT_ENOTLEADER
-                                                      ? "ENOTLEADER"
-                                                      : "EINVAL"));
+    json_object_object_add(m, "code", json_object_new_string(rm_fwd_code(status)));
     if (res != NULL) {
         json_object_object_add(
             m, "status", json_object_new_string(table_status_str(res->status)));
@@ -475,18 +513,23 @@ static void rm_on_fwd(struct rolemgr *rm, uint64_t from, struct json_object *m)
     }
 }
 
-static void rm_on_fwd_reply(struct rolemgr *rm, struct json_object *m)
+static void rm_on_fwd_reply(struct rolemgr *rm, uint64_t from,
+                            struct json_object *m)
 {
     uint64_t req;
     char code[16] = "", status[32] = "", reason[TABLE_REASON_MAX] = "";
     if (msg_get_u64(m, "req", &req) < 0 || !rm->out_busy ||
-        req != rm->out_req || msg_get_str(m, "code", code, sizeof(code)) < 0)
+        req != rm->out_req || from != rm->out_to ||
+        msg_get_str(m, "code", code, sizeof(code)) < 0)
         return;
     rm->out_req = 0;
     if (strcmp(code, "ok") != 0) {
-        rm_out_finish(rm, strcmp(code, "ENOTLEADER") == 0 ? BT_ENOTLEADER
-                                                           : BT_EINVAL,
-                      NULL);
+        if (strcmp(code, "ENOTLEADER") == 0)
+            rm_out_finish(rm, BT_ENOTLEADER, NULL);
+        else if (strcmp(code, "EUNAVAIL") == 0)
+            rm_out_finish(rm, BT_EUNAVAIL, NULL);
+        else
+            rm_out_drop(rm, code);
         return;
     }
     struct table_result res;
@@ -1560,7 +1603,7 @@ void rolemgr_on_app(struct rolemgr *rm, uint64_t from, struct json_object *m)
     if (strcmp(t, "fwd") == 0)
         rm_on_fwd(rm, from, m);
     else if (strcmp(t, "fwd_reply") == 0)
-        rm_on_fwd_reply(rm, m);
+        rm_on_fwd_reply(rm, from, m);
 }
 
 /* --- control --------------------------------------------------------------- */
@@ -1934,6 +1977,7 @@ int rolemgr_new(uv_loop_t *loop, const struct config *cfg,
         .election_timeout_ms = cfg->election_timeout_ms,
         .connect_timeout_ms = cfg->handshake_timeout_ms,
         .handshake_timeout_ms = cfg->handshake_timeout_ms,
+        .noted = rm->raft_noted,
     };
     struct rnode_hooks rh = {rm, rm_on_applied, NULL, rm_on_raft_change};
     rnode_new(loop, &rp, &rh, &rm->table, &rm->rn);

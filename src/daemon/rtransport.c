@@ -221,7 +221,7 @@ static void rt_reject(struct rt_conn *c, enum link_note_kind kind,
     struct rt *rt = c->rt;
     char detail[160];
     rt->stats.rejected++;
-    snprintf(detail, sizeof(detail), "direction=%s peer_id=%llu %s", rt_dir(c),
+    snprintf(detail, sizeof(detail), "direction=%s peer_id=%016llx %s", rt_dir(c),
              (unsigned long long)c->peer_id, reason);
     link_note(&rt->note, c->peer_addr, kind, event, detail);
     rt_conn_abort(c, RAFT_NOCONNECTION);
@@ -251,13 +251,13 @@ static void rt_hand_over(struct rt_conn *c)
         raft_uv_connect_cb cb = c->cb;
         c->req = NULL;
         rt->stats.connected++;
-        log_debug("raft_peer_connected", "peer_id=%llu peer=%s",
+        log_debug("raft_peer_connected", "peer_id=%016llx peer=%s",
                   (unsigned long long)c->peer_id,
                   cidr_format_addr(c->peer_addr, (char[16]){0}));
         cb(req, stream, 0);
     } else {
         rt->stats.accepted++;
-        log_debug("raft_peer_accepted", "peer_id=%llu address=%s",
+        log_debug("raft_peer_accepted", "peer_id=%016llx address=%s",
                   (unsigned long long)c->peer_id, c->peer_address);
         /* c lives until its timer closes, so peer_address stays valid. */
         rt->accept_cb(rt->t, c->peer_id, c->peer_address, stream);
@@ -302,14 +302,14 @@ static void rt_on_hello(struct rt_conn *c, const struct wire_frame *f)
     if (id == rt->id) {
         /* A node whose data dir was copied from ours, or a replay. */
         snprintf(reason, sizeof(reason),
-                 "reason=\"peer uses our raft id\" got_id=%llu",
+                 "reason=\"peer uses our raft id\" got_id=%016llx",
                  (unsigned long long)id);
         rt_reject(c, LINK_NOTE_ID, "raft_node_id_conflict", reason);
         return;
     }
     if (c->outbound && id != c->peer_id) {
         /* Another node answers on the address we dialled. */
-        snprintf(reason, sizeof(reason), "reason=wrong_id got_id=%llu",
+        snprintf(reason, sizeof(reason), "reason=wrong_id got_id=%016llx",
                  (unsigned long long)id);
         rt_reject(c, LINK_NOTE_ID, "raft_peer_id_mismatch", reason);
         return;
@@ -437,7 +437,7 @@ static void rt_on_timer(uv_timer_t *tm)
     struct rt_conn *c = tm->data;
     char a[16];
     if (c->step == RT_CONNECTING) {
-        log_debug("raft_connect_timeout", "peer=%s peer_id=%llu",
+        log_debug("raft_connect_timeout", "peer=%s peer_id=%016llx",
                   cidr_format_addr(c->peer_addr, a),
                   (unsigned long long)c->peer_id);
         rt_conn_abort(c, RAFT_NOCONNECTION);
@@ -560,7 +560,7 @@ static void rt_on_connect(uv_connect_t *creq, int status)
     if (c->closing)
         return; /* timed out or cancelled: already closing */
     if (status < 0) {
-        log_debug("raft_connect_failed", "peer=%s peer_id=%llu error=\"%s\"",
+        log_debug("raft_connect_failed", "peer=%s peer_id=%016llx error=\"%s\"",
                   cidr_format_addr(c->peer_addr, (char[16]){0}),
                   (unsigned long long)c->peer_id, uv_strerror(status));
         rt_conn_abort(c, RAFT_NOCONNECTION);

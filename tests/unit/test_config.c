@@ -1040,6 +1040,22 @@ static void test_config_set_roles(void **state)
                      "bad name: ");
     expect_roles_bad("[{\"name\":\"web\",\"command\":\"\"}]", "web: ");
     expect_roles_bad("[7]", "[0]: a number is not allowed (a role object)");
+    {
+        /* 8 args of 4000 bytes: each valid, too large together. */
+        char big[8 * 4010 + 128];
+        size_t n = (size_t)snprintf(big, sizeof(big),
+                                    "[{\"name\":\"web\",\"command\":"
+                                    "\"/bin/x\",\"args\":[");
+        for (int i = 0; i < 8; i++) {
+            big[n++] = i ? ',' : ' ';
+            big[n++] = '"';
+            memset(big + n, 'a', 4000);
+            n += 4000;
+            big[n++] = '"';
+        }
+        snprintf(big + n, sizeof(big) - n, "]}]");
+        expect_roles_bad(big, "web: the definition takes ");
+    }
 
     /* A good list: sorted by name, defaults filled in, env object as
      * KEY=VALUE. */
