@@ -509,34 +509,25 @@ static int client_field_bool(struct json_object *o, const char *key, int *dst,
     return 0;
 }
 
-/* Optional object field: *dst is NULL when absent (or JSON null);
- * BT_EPROTO when present with another type. */
-static int client_field_obj(struct json_object *o, const char *key,
-                            struct json_object **dst)
+/* Optional field of JSON type want (object or array): *dst is NULL when
+ * absent (or JSON null); BT_EPROTO when present with another type. */
+static int client_field_typed(struct json_object *o, const char *key,
+                              enum json_type want, struct json_object **dst)
 {
     struct json_object *v;
     *dst = NULL;
     if (!json_object_object_get_ex(o, key, &v) || v == NULL)
         return 0;
-    if (!json_object_is_type(v, json_type_object))
+    if (!json_object_is_type(v, want))
         return BT_EPROTO;
     *dst = v;
     return 0;
 }
 
-/* Optional array field, like client_field_obj(). */
-static int client_field_array(struct json_object *o, const char *key,
-                              struct json_object **dst)
-{
-    struct json_object *v;
-    *dst = NULL;
-    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
-        return 0;
-    if (!json_object_is_type(v, json_type_array))
-        return BT_EPROTO;
-    *dst = v;
-    return 0;
-}
+#define client_field_obj(o, key, dst)                                          \
+    client_field_typed((o), (key), json_type_object, (dst))
+#define client_field_array(o, key, dst)                                        \
+    client_field_typed((o), (key), json_type_array, (dst))
 
 /* Like client_field_uint(), clamped to an unsigned. */
 static int client_field_unsigned(struct json_object *o, const char *key,

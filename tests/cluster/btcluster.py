@@ -735,6 +735,27 @@ def write_config(path, **keys):
     return path
 
 
+def check_role_log(t, log_path, defs, what="role log: at most N, one per "
+                   "node", **kw):
+    """Checks the role log at log_path against the counts of defs with
+    rolecheck.check_log (kw: changes, grace, deaths), logs the summary and
+    records one check. Returns the instances."""
+    import rolecheck
+    changes = kw.pop("changes", ())
+    violations, insts = rolecheck.check_log(log_path, role_counts(defs),
+                                            changes, **kw)
+    t.log(rolecheck.summary(insts, violations))
+    t.check(not violations, what, violations)
+    return insts
+
+
+def raft_memberships(nodes):
+    """{node name: raft.membership of its status} ("voter", "standby",
+    ...; None when the status is unavailable)."""
+    return {n.name: (n.raft(timeout=2.0) or {}).get("membership")
+            for n in nodes}
+
+
 def _node_raft(self, timeout=CTL_TIMEOUT_S):
     """The "raft" object of status, or None."""
     s = self.status(timeout=timeout)

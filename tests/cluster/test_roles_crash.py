@@ -12,7 +12,7 @@ import json
 import os
 
 import rolecheck
-from btcluster import (Cluster, addresses, role_counts, role_def, run_test,
+from btcluster import (Cluster, addresses, check_role_log, role_def, run_test,
                        wait_for)
 
 NAME = "test_roles_crash"
@@ -80,10 +80,7 @@ def body(t):
                   if e.role == "steady"]
         t.check([e.kind for e in steady] == ["start"],
                 "steady started once and runs on", steady)
-        violations, insts = rolecheck.check_log(log, role_counts(defs))
-        t.log(rolecheck.summary(insts, violations))
-        t.check(not violations, "role log: at most N, one per node",
-                violations)
+        check_role_log(t, log, defs)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import os
 import time
 
 import rolecheck
-from btcluster import Cluster, addresses, role_counts, role_def, run_test
+from btcluster import Cluster, addresses, check_role_log, role_def, run_test
 
 NAME = "test_roles_drain"
 PORT = 3230
@@ -99,10 +99,7 @@ def body(t):
         st = victim.status() or {}
         t.check((st.get("drain") or {}).get("state") == "none",
                 "status drain.state is none again", st.get("drain"))
-        violations, insts = rolecheck.check_log(log, role_counts(defs))
-        t.log(rolecheck.summary(insts, violations))
-        t.check(not violations, "role log: at most N, one per node",
-                violations)
+        check_role_log(t, log, defs)
 
 
 if __name__ == "__main__":

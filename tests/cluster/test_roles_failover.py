@@ -14,8 +14,8 @@ import os
 import time
 
 import rolecheck
-from btcluster import (Cluster, addresses, role_counts, role_def, run_test,
-                       wait_for)
+from btcluster import (Cluster, addresses, check_role_log, raft_memberships,
+                       role_def, run_test, wait_for)
 
 NAME = "test_roles_failover"
 PORT = 3220
@@ -26,14 +26,6 @@ WANT = {"a": 1, "b": 2, "c": 3}
 
 def held(table, node):
     return sorted(r for r, e in table.items() if node.name in e["holders"])
-
-
-def voters(nodes):
-    out = {}
-    for n in nodes:
-        r = n.raft(timeout=2.0) or {}
-        out[n.name] = r.get("membership")
-    return out
 
 
 def kill_and_watch(t, victim, log, deaths):
@@ -96,10 +88,10 @@ def body(t):
         leader = ldr
 
         # Three voters again before the leader goes, or no majority is left.
-        wait_for(lambda: voters(survivors), 15.0,
+        wait_for(lambda: raft_memberships(survivors), 15.0,
                  "three voters among the four survivors",
                  until=lambda v: list(v.values()).count("voter") == 3)
-        t.log("voters: %s" % voters(survivors))
+        t.log("voters: %s" % raft_memberships(survivors))
 
         table = leader.role_table() or {}
         t.log("killing the leader %s (holds %s)"
@@ -118,11 +110,9 @@ def body(t):
         wait_restored(t, c, log, rest, [victim.name, leader.name], killed_at,
                       deaths)
 
-        violations, insts = rolecheck.check_log(log, role_counts(defs),
-                                                deaths=deaths)
-        t.log(rolecheck.summary(insts, violations))
-        t.check(not violations, "role log: at most N, one per node, killed "
-                "instances ending when seen gone", violations)
+        insts = check_role_log(t, log, defs, "role log: at most N, one per "
+                               "node, killed instances ending when seen gone",
+                               deaths=deaths)
         stray = [i for i in insts if i.open and i.node in
                  (victim.name, leader.name)]
         t.check(not stray, "no instance of a killed node is left open",

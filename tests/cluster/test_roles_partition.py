@@ -20,7 +20,7 @@ import subprocess
 import time
 
 import rolecheck
-from btcluster import Cluster, Failure, role_counts, role_def, run_test
+from btcluster import Cluster, Failure, check_role_log, role_def, run_test
 from btnet import Net
 
 NAME = "test_roles_partition"
@@ -159,11 +159,8 @@ def body(t):
             t.log("counts back %.2f s later: %s" % (
                 took, {r: e["holders"] for r, e in table.items()}))
 
-            violations, insts = rolecheck.check_log(log, role_counts(defs),
-                                                    deaths=deaths)
-            t.log(rolecheck.summary(insts, violations))
-            t.check(not violations, "role log: no double run through the "
-                    "partition and the heal", violations)
+            check_role_log(t, log, defs, "role log: no double run through "
+                           "the partition and the heal", deaths=deaths)
     finally:
         net.delete()
 

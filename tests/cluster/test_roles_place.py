@@ -12,7 +12,7 @@ import os
 import time
 
 import rolecheck
-from btcluster import Cluster, addresses, role_counts, role_def, run_test
+from btcluster import Cluster, addresses, check_role_log, role_def, run_test
 
 NAME = "test_roles_place"
 PORT = 3210
@@ -74,11 +74,7 @@ def body(t):
         still = [i for i in insts if i.open]
         t.check(not still, "every role instance logged its stop", still)
 
-        violations, insts = rolecheck.check_log(log, role_counts(defs),
-                                                deaths=gone)
-        t.log(rolecheck.summary(insts, violations))
-        t.check(not violations, "role log: at most N, one per node",
-                violations)
+        check_role_log(t, log, defs, deaths=gone)
 
 
 if __name__ == "__main__":

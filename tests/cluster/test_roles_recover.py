@@ -21,17 +21,12 @@ import shutil
 import time
 
 import rolecheck
-from btcluster import (Cluster, addresses, role_counts, role_def, run_test,
-                       wait_for)
+from btcluster import (Cluster, addresses, check_role_log, raft_memberships,
+                       role_def, run_test, wait_for)
 
 NAME = "test_roles_recover"
 PORT = 3300
 WANT = {"a": 1, "b": 2}
-
-
-def memberships(nodes):
-    return {n.name: (n.raft(timeout=2.0) or {}).get("membership")
-            for n in nodes}
 
 
 def body(t):
@@ -45,7 +40,7 @@ def body(t):
         t.log("4 nodes converged in %.2f s" % c.wait_converged(15.0))
         leader = c.wait_leader(15.0)
         c.wait_placed(WANT, log, 20.0)
-        m = wait_for(lambda: memberships(c.nodes), 15.0,
+        m = wait_for(lambda: raft_memberships(c.nodes), 15.0,
                      "three voters and one standby",
                      until=lambda v: sorted(v.values()) ==
                      ["standby", "voter", "voter", "voter"])
@@ -101,7 +96,7 @@ def body(t):
         ldr = c.wait_leader(10.0, nodes=survivors)
         t.check(ldr is keeper, "%s leads after recover (%.2f s)"
                 % (keeper.name, time.time() - recovered_at), ldr.name)
-        wait_for(lambda: memberships(survivors), 15.0,
+        wait_for(lambda: raft_memberships(survivors), 15.0,
                  "the standby to become a voter",
                  until=lambda v: list(v.values()) == ["voter", "voter"])
         table, took = c.wait_placed(WANT, log, 15.0, nodes=survivors,
@@ -123,7 +118,7 @@ def body(t):
             v.start()
         c.wait_converged(20.0)
         ldr = c.wait_leader(15.0)
-        m = wait_for(lambda: memberships(c.nodes), 20.0,
+        m = wait_for(lambda: raft_memberships(c.nodes), 20.0,
                      "three voters again",
                      until=lambda v: list(v.values()).count("voter") == 3)
         t.check(ldr is not None, "one leader for all four (%s), voters %s"
@@ -136,11 +131,7 @@ def body(t):
         t.check(time.time() - t0 < 15.0,
                 "counts a:1 b:2 with all four nodes back")
 
-        violations, insts = rolecheck.check_log(log, role_counts(defs),
-                                                deaths=deaths)
-        t.log(rolecheck.summary(insts, violations))
-        t.check(not violations, "role log: at most N, one per node",
-                violations)
+        check_role_log(t, log, defs, deaths=deaths)
 
 
 if __name__ == "__main__":

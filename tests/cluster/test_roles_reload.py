@@ -20,7 +20,7 @@ import signal
 import time
 
 import rolecheck
-from btcluster import (Cluster, addresses, role_counts, role_def, run_test,
+from btcluster import (Cluster, addresses, check_role_log, role_def, run_test,
                        wait_for, write_config)
 
 NAME = "test_roles_reload"
@@ -139,11 +139,9 @@ def body(t):
 
         changes = [(hup_at, d["name"], d["instances"]) for d in defs2] + \
             [(hup_at, "d", 0)]
-        violations, insts = rolecheck.check_log(log, role_counts(defs1),
-                                                changes, grace=RELOAD_S)
-        t.log(rolecheck.summary(insts, violations))
-        t.check(not violations, "role log: at most N (counts changing at "
-                "the SIGHUP), one per node", violations)
+        check_role_log(t, log, defs1, "role log: at most N (counts changing "
+                       "at the SIGHUP), one per node", changes=changes,
+                       grace=RELOAD_S)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import os
 import signal
 
 import rolecheck
-from btcluster import (Cluster, addresses, require_binaries, role_counts,
+from btcluster import (Cluster, addresses, check_role_log, require_binaries,
                        role_def, run_test, wait_for)
 
 NAME = "test_roles_start_together"
@@ -69,10 +69,8 @@ def one_round(t, k):
         gone, alive = rolecheck.wait_pids_gone([i.pid for i in insts], 2.0)
         t.check(not alive, "round %d: no role process outlives its daemon"
                 % k, alive)
-        violations, insts = rolecheck.check_log(log, role_counts(defs),
-                                                deaths=gone)
-        t.log(rolecheck.summary(insts, violations))
-        t.check(not violations, "round %d: role log clean" % k, violations)
+        check_role_log(t, log, defs, "round %d: role log clean" % k,
+                       deaths=gone)
 
 
 def body(t):
