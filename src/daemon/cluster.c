@@ -241,6 +241,10 @@ static void cluster_cluster_event(struct cluster *c, const char *what,
 
 /* Adds a member (alive, heard now). Returns NULL when the table is full
  * (CLUSTER_MAX_MEMBERS): a cap on what peers can make us track. */
+static void cluster_forget_address(struct cluster *c,
+                                   const struct msg_member *mm,
+                                   bool only_gone);
+
 static struct member *cluster_add_member(struct cluster *c,
                                          const struct msg_member *mm,
                                          monotime_t now)
@@ -262,8 +266,12 @@ static struct member *cluster_add_member(struct cluster *c,
     }
     c->members[c->nmembers++] = m;
     c->digest_valid = false;
-    if (c->nmembers > 1)
+    if (c->nmembers > 1) {
         cluster_member_event(c, m, "member_added", "none", "alive", "joined");
+        /* A new id at the address of a member that failed or left: that
+         * one was the address's past life. */
+        cluster_forget_address(c, mm, true);
+    }
     return m;
 }
 
@@ -561,13 +569,18 @@ static void cluster_backoff(struct cluster *c, struct member *m)
 /* An authenticated node mm joins from an address that other member
  * records name: only one daemon can listen there, so those are past lives
  * of that address (a re-imaged VM, a node that rejoined under a new id).
- * Forget them rather than watch them fail. */
-static void cluster_forget_address(struct cluster *c, const struct msg_member *mm)
+ * Forget them rather than watch them fail; with only_gone, only those
+ * already failed or left (mm was learnt second-hand). */
+static void cluster_forget_address(struct cluster *c,
+                                   const struct msg_member *mm,
+                                   bool only_gone)
 {
     for (size_t i = c->nmembers; i-- > 1;) {
         struct member *m = c->members[i];
         if (m->info.id == mm->id || m->info.addr != mm->addr ||
-            m->info.port != mm->port)
+            m->info.port != mm->port ||
+            (only_gone && m->info.status != MEMBER_FAILED &&
+             m->info.status != MEMBER_LEFT))
             continue;
         char old[MSG_ID_LEN + 1], now[MSG_ID_LEN + 1];
         msg_id_format(m->info.id, old);
@@ -813,7 +826,7 @@ static void cluster_on_join(struct cluster *c, struct conn *k,
         cluster_member_set_status(c, m, MEMBER_ALIVE, "rejoined");
     }
     if (mm.addr == link_peer_addr(k->link))
-        cluster_forget_address(c, &mm);
+        cluster_forget_address(c, &mm, false);
     struct json_object *w = json_object_new_object();
     msg_add_id(w, "cluster_id", c->cluster_id);
     json_object_object_add(w, "members", cluster_member_list(c, false));

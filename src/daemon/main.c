@@ -7,6 +7,7 @@
  * leadership moves away, the node says goodbye, everything closes. */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <inttypes.h>
@@ -81,10 +82,17 @@ static int daemon_rm_entry(const char *path, const struct stat *st, int flag,
 static void daemon_restart_fresh(struct daemon *d)
 {
     char path[CONFIG_PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/raft", d->cfg.data_dir);
-    nftw(path, daemon_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    /* The id goes first, durably: a crash in between must never leave the
+     * old id with an empty Raft log (it could vote twice in a term). */
     snprintf(path, sizeof(path), "%s/node_id", d->cfg.data_dir);
     unlink(path);
+    int dfd = open(d->cfg.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    snprintf(path, sizeof(path), "%s/raft", d->cfg.data_dir);
+    nftw(path, daemon_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     identity_close(&d->id);
     log_warn("restart_fresh", "reason=\"%s\" action=exec_with_new_node_id",
              d->rejoin_reason);
@@ -177,6 +185,48 @@ static void daemon_on_incarnation(void *ctx, uint64_t incarnation)
                   d->cfg.data_dir, strerror(-rc));
 }
 
+/* "key = value" of each line config_print writes, for comparing. */
+static char *daemon_config_text(const struct config *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        fatal("out of memory");
+    config_print(c, f);
+    fclose(f);
+    return buf;
+}
+
+/* Logs each key other than roles whose reloaded value differs from the
+ * running one: it takes effect only after a restart. */
+static void daemon_report_ignored(const struct config *run,
+                                  const struct config *next)
+{
+    char *a = daemon_config_text(run), *b = daemon_config_text(next);
+    char *sa = NULL, *sb = NULL;
+    for (char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb);
+         la != NULL && lb != NULL;
+         la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
+        char *ca = strstr(la, "  # "), *cb = strstr(lb, "  # ");
+        if (ca != NULL)
+            *ca = 0;
+        if (cb != NULL)
+            *cb = 0;
+        if (strncmp(la, "roles = ", 8) == 0 || strcmp(la, lb) == 0)
+            continue;
+        char *ea = strstr(la, " = "), *eb = strstr(lb, " = ");
+        if (ea == NULL || eb == NULL)
+            continue;
+        *ea = 0;
+        log_warn("config_reload_ignored",
+                 "key=%s running=\"%s\" file=\"%s\" reason=needs_restart",
+                 la, ea + 3, eb + 3);
+    }
+    free(a);
+    free(b);
+}
+
 /* SIGHUP: read the configuration again the way it was read at start.
  * Role definitions are what a reload changes; other keys need a restart
  * and are reported as such. A bad file leaves everything as it was. */
@@ -200,10 +250,22 @@ static void daemon_reload(struct daemon *d)
         return;
     }
     free(buf);
-    nc->bind_address = d->cfg.bind_address;
-    rolemgr_reload(d->roles, nc);
+    if (nc->bind_address == 0)
+        nc->bind_address = d->cfg.bind_address; /* "auto", as at start */
+    daemon_report_ignored(&d->cfg, nc);
+    /* Only the role definitions change: everything else (ports, secret,
+     * the fencing timings the lease proof rests on) keeps its running
+     * value until a restart. */
+    struct config *keep = xmalloc(sizeof(*keep));
+    *keep = d->cfg;
+    keep->roles = nc->roles;
+    keep->n_roles = nc->n_roles;
+    nc->roles = NULL;
+    nc->n_roles = 0;
+    config_free(nc);
+    free(nc);
+    rolemgr_reload(d->roles, keep);
 }
-
 static void daemon_on_signal(uv_signal_t *h, int signum)
 {
     struct daemon *d = h->data;

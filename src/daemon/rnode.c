@@ -30,7 +30,6 @@ struct rnode_req {
         struct raft_apply apply;
         struct raft_barrier barrier;
         struct raft_change change;
-        struct raft_transfer transfer;
     } u;
     struct rnode *rn;
     rnode_apply_cb apply_cb;
@@ -57,6 +56,10 @@ struct rnode {
     bool changing; /* a membership change is pending */
     struct table_result result; /* the last entry's, for the apply cb */
     struct rnode_req *reqs;     /* pending requests */
+    struct raft_transfer transfer; /* the one leadership transfer */
+    bool transferring;
+    rnode_done_cb transfer_cb;
+    void *transfer_arg;
     uint32_t lat_us[RNODE_LATENCY_RING]; /* commit latencies, a ring */
     uint64_t lat_count;                  /* entries measured in total */
 
@@ -170,12 +173,17 @@ static void rnode_change_done(struct raft_change *req, int status)
     rnode_req_free(q);
 }
 
+/* The transfer request lives in struct rnode, not in a rnode_req: libraft's
+ * I/O may still point into it (its TimeoutNow send) after the callback. */
 static void rnode_transfer_done(struct raft_transfer *req)
 {
-    struct rnode_req *q = req->data;
-    if (q->done_cb != NULL)
-        q->done_cb(q->arg, 0);
-    rnode_req_free(q);
+    struct rnode *rn = req->data;
+    rnode_done_cb cb = rn->transfer_cb;
+    void *arg = rn->transfer_arg;
+    rn->transferring = false;
+    rn->transfer_cb = NULL;
+    if (cb != NULL)
+        cb(arg, 0);
 }
 
 /* --- the state machine ----------------------------------------------------- */
@@ -226,7 +234,9 @@ static int rnode_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     struct rnode *rn = fsm->data;
     int rc = table_restore(rn->table, buf->base, buf->len);
-    raft_free(buf->base);
+    /* The buffer is ours only on success: on failure libraft frees it. */
+    if (rc == 0)
+        raft_free(buf->base);
     if (rc < 0) {
         log_error("raft_snapshot_invalid",
                   "bytes=%zu reason=\"snapshot does not decode; table kept\"",
@@ -481,6 +491,8 @@ static void rnode_after_close(struct raft *r)
         rnode_req_free(q);
     }
     rn->changing = false;
+    rn->transferring = false;
+    rn->transfer_cb = NULL;
     rn->seen_state = -1;
     if (rn->recovering && !rn->closing) {
         rnode_recover_restart(rn);
@@ -492,6 +504,14 @@ static void rnode_after_close(struct raft *r)
     }
     if (rn->hooks.on_change != NULL && !rn->closing)
         rn->hooks.on_change(rn->hooks.ctx);
+}
+
+void rnode_stop(struct rnode *rn)
+{
+    if (rn == NULL || !rn->running || rn->closing || rn->aborting ||
+        rn->recovering)
+        return;
+    raft_close(&rn->raft, rnode_after_close);
 }
 
 void rnode_close(struct rnode *rn, void (*done)(void *ctx), void *ctx)
@@ -733,14 +753,18 @@ int rnode_transfer(struct rnode *rn, uint64_t id, rnode_done_cb cb, void *arg)
 {
     if (!rnode_can_lead(rn))
         return BT_ENOTLEADER;
-    struct rnode_req *q = rnode_req_new(rn, arg);
-    q->done_cb = cb;
-    q->u.transfer.data = q;
-    int rv = raft_transfer(&rn->raft, &q->u.transfer, id, rnode_transfer_done);
+    if (rn->transferring)
+        return BT_EBUSY;
+    memset(&rn->transfer, 0, sizeof(rn->transfer));
+    rn->transfer.data = rn;
+    rn->transfer_cb = cb;
+    rn->transfer_arg = arg;
+    int rv = raft_transfer(&rn->raft, &rn->transfer, id, rnode_transfer_done);
     if (rv != 0) {
-        rnode_req_free(q);
+        rn->transfer_cb = NULL;
         return rnode_errno(rv);
     }
+    rn->transferring = true;
     return 0;
 }
 

@@ -99,6 +99,12 @@ int rnode_start(struct rnode *rn, bool bootstrap, char *err, size_t errlen);
  * a negative code with the reason in err. */
 int rnode_recover_alone(struct rnode *rn, char *err, size_t errlen);
 
+/* Stops Raft and keeps the node (state off, queries answer as before
+ * start): the node no longer votes, answers or replicates. Pending
+ * requests complete with BT_ECLOSED. For a node whose state turned out to
+ * be unusable, so that another cluster's leader cannot talk to it. */
+void rnode_stop(struct rnode *rn);
+
 /* Closes Raft (pending requests complete with BT_ECLOSED) and frees the
  * node; done(ctx) is called from the loop once everything is closed. */
 void rnode_close(struct rnode *rn, void (*done)(void *ctx), void *ctx);

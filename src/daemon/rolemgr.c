@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "beethoven/error.h"
+#include "auth.h"
 #include "cidr.h"
 #include "lease.h"
 #include "log.h"
@@ -46,6 +47,7 @@
 #define RM_SHUTDOWN_RELEASE_MS 2000
 #define RM_TRANSFER_WAIT_MS 1500
 #define RM_DRAIN_DEFAULT_S 300
+#define RM_EPOCH_WAIT_MS 1500 /* restored state waits this for a leader */
 
 enum rm_drain_state { DRAIN_NONE = 0, DRAIN_DRAINING, DRAIN_DRAINED, DRAIN_FAILED };
 static const char *const rm_drain_names[] = {"none", "draining", "drained",
@@ -62,6 +64,7 @@ struct rm_peer {
     uint64_t term;
     uint64_t commit;   /* its commit index when it said so */
     monotime_t commit_at;
+    uint64_t epoch;    /* the recovery epoch it reports, 0 = none */
 };
 
 /* One write waiting in the outbox. */
@@ -99,6 +102,13 @@ struct rolemgr {
     struct rnode *rn;
     struct super *sup;
     bool raft_started;
+    /* Raft state restored from disk waits for a leader's recovery epoch
+     * before it starts (rm_start_pending_tick). */
+    bool start_pending;
+    bool start_founder;
+    monotime_t start_since, start_until;
+    uint64_t epoch; /* recovery epoch of our Raft state, 0 = never */
+    bool raft_id_kept; /* data_dir/raft_id written for this id */
     bool rejoining; /* on_rejoin_fresh called */
     char rejoin_reason[256];
     uv_timer_t tick;
@@ -159,6 +169,8 @@ struct rolemgr {
 
 static void rm_tick(uv_timer_t *t);
 static void rm_sync_roles(struct rolemgr *rm);
+static void rm_start_pending_tick(struct rolemgr *rm, monotime_t now);
+static void rm_adopt_epoch(struct rolemgr *rm);
 static void rm_push_node_state(struct rolemgr *rm, enum table_node_state st);
 
 /* --- small helpers --------------------------------------------------------- */
@@ -242,11 +254,13 @@ static bool rm_leader_ready(const struct rolemgr *rm)
 
 /* --- the stored cluster id ------------------------------------------------- */
 
-static uint64_t rm_read_cluster_file(const char *dir)
+/* data_dir/raft/NAME holds one id in 16 hex digits: "cluster_id" (the
+ * cluster the Raft state belongs to) and "epoch" (the recovery epoch). */
+static uint64_t rm_read_id_file(const char *dir, const char *name)
 {
     char path[CONFIG_PATH_MAX + 64], buf[32] = {0};
     uint64_t id = 0;
-    snprintf(path, sizeof(path), "%s/cluster_id", dir);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return 0;
@@ -259,14 +273,14 @@ static uint64_t rm_read_cluster_file(const char *dir)
     return id;
 }
 
-static int rm_write_cluster_file(const char *dir, uint64_t id)
+static int rm_write_id_file(const char *dir, const char *name, uint64_t id)
 {
     char path[CONFIG_PATH_MAX + 64], tmp[CONFIG_PATH_MAX + 64];
     char hex[MSG_ID_LEN + 1];
     if (mkdir(dir, 0750) < 0 && errno != EEXIST)
         return -errno;
-    snprintf(path, sizeof(path), "%s/cluster_id", dir);
-    snprintf(tmp, sizeof(tmp), "%s/cluster_id.tmp", dir);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
     msg_id_format(id, hex);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
@@ -972,8 +986,22 @@ static void rm_leader_voters(struct rolemgr *rm, monotime_t now)
         char addr[32], a[16];
         snprintf(addr, sizeof(addr), "%s:%u", cidr_format_addr(v.addr, a),
                  p->raft_port);
+        /* A server of another id at that address is its past life (a
+         * re-imaged VM, a node that rejoined under a new id): Raft refuses
+         * two servers on one address, so that one goes first. */
+        for (size_t j = 0; j < n; j++) {
+            if (sv[j].id == rm->id || strcmp(sv[j].address, addr) != 0)
+                continue;
+            if (rnode_remove(rm->rn, sv[j].id, rm_change_done, rm) == 0)
+                rm_change_log("remove", sv[j].id, "address_reused");
+            else
+                rm->change_retry_at = now + RM_CHANGE_RETRY_MS;
+            return;
+        }
         if (rnode_add(rm->rn, v.id, addr, rm_change_done, rm) == 0)
             rm_change_log("add", v.id, "new_member");
+        else
+            rm->change_retry_at = now + RM_CHANGE_RETRY_MS;
         return;
     }
     unsigned target = live >= 7 ? 5 : 3;
@@ -1248,8 +1276,33 @@ static bool rm_roles_placed(const struct rolemgr *rm)
     return true;
 }
 
+/* Releases in the table the roles this node still holds (its processes
+ * are gone). */
+static void rm_drain_release(struct rolemgr *rm)
+{
+    for (size_t i = 0; i < table_role_count(&rm->table); i++) {
+        const struct table_role *r = table_role_at(&rm->table, i);
+        if (table_role_holder(r, rm->id) == NULL)
+            continue;
+        char what[96];
+        snprintf(what, sizeof(what), "release role=%s", r->def.name);
+        if (rm_out_has(rm, what))
+            continue;
+        struct table_cmd cmd = {.op = TABLE_OP_RELEASE};
+        cmd.u.hold.role = r->def.name;
+        cmd.u.hold.node = rm->id;
+        rm_out_push(rm, &cmd, what, NULL);
+    }
+}
+
 static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
 {
+    if (rm->drain == DRAIN_FAILED) {
+        /* Missing the deadline fails the report, not the hand-over. */
+        if (rm->drain_stopped)
+            rm_drain_release(rm);
+        return;
+    }
     if (rm->drain != DRAIN_DRAINING)
         return;
     const struct table_node *me = table_node_get(&rm->table, rm->id);
@@ -1279,19 +1332,7 @@ static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
         rm_drain_step(rm, "roles_stopped");
     /* Give back what we still hold once our processes are gone. */
     if (rm->drain_stopped) {
-        for (size_t i = 0; i < table_role_count(&rm->table); i++) {
-            const struct table_role *r = table_role_at(&rm->table, i);
-            if (table_role_holder(r, rm->id) == NULL)
-                continue;
-            char what[96];
-            snprintf(what, sizeof(what), "release role=%s", r->def.name);
-            if (rm_out_has(rm, what))
-                continue;
-            struct table_cmd cmd = {.op = TABLE_OP_RELEASE};
-            cmd.u.hold.role = r->def.name;
-            cmd.u.hold.node = rm->id;
-            rm_out_push(rm, &cmd, what, NULL);
-        }
+        rm_drain_release(rm);
         if (rm_drain_has(rm, "marked_draining") && rm_roles_placed(rm)) {
             rm_drain_step(rm, "roles_placed");
             rm->drain = DRAIN_DRAINED;
@@ -1414,6 +1455,18 @@ static void rm_tick(uv_timer_t *t)
     monotime_t now = monotime_now();
     if (rm->rn == NULL || rm->rejoining)
         return;
+    if (rm->start_pending)
+        rm_start_pending_tick(rm, now);
+    if (rm->raft_started && !rm_is_leader(rm))
+        rm_adopt_epoch(rm);
+    if (rm->raft_started && !rm->raft_id_kept &&
+        rnode_has_state(rm->raft_dir)) {
+        int rc = rm_write_id_file(rm->cfg->data_dir, "raft_id", rm->id);
+        if (rc < 0)
+            log_error("raft_dir_write_failed", "dir=%s error=\"%s\"",
+                      rm->cfg->data_dir, strerror(-rc));
+        rm->raft_id_kept = true; /* tried once; a failure is logged */
+    }
     rm_lease_check(rm, now);
     rm_leader_tick(rm, now);
     rm_out_pump(rm, now);
@@ -1480,9 +1533,97 @@ static void rm_rejoin_fresh(struct rolemgr *rm, const char *reason)
               "dir=%s reason=\"%s\" action=rejoin_as_new_member", rm->raft_dir,
               reason);
     snprintf(rm->rejoin_reason, sizeof(rm->rejoin_reason), "%s", reason);
+    /* Out of Raft at once: the other cluster's leader may already be
+     * adding this node's old id. */
+    rnode_stop(rm->rn);
     super_stop_all(rm->sup, rm->cfg->fence_grace_ms ? rm->cfg->fence_grace_ms
                                                     : 1,
                    rm_rejoin_roles_down, rm);
+}
+
+static void rm_raft_begin(struct rolemgr *rm, bool founder, bool has_state)
+{
+    char err[512];
+    int rc = rnode_start(rm->rn, founder && !has_state, err, sizeof(err));
+    if (rc == BT_EPROTO) {
+        rm_rejoin_fresh(rm, err);
+        return;
+    }
+    if (rc < 0) {
+        log_error("raft_start_failed", "reason=\"%s\" retry=none", err);
+        return;
+    }
+    rm->raft_started = true;
+    log_info("raft_start",
+             "dir=%s port=%u bootstrap=%s state=%s", rm->raft_dir,
+             config_raft_port(rm->cfg), founder && !has_state ? "yes" : "no",
+             has_state ? "restored" : "new");
+}
+
+/* A leader that reported a later recovery epoch than ours since we began
+ * to wait, or NULL. */
+static const struct rm_peer *rm_newer_epoch(const struct rolemgr *rm)
+{
+    for (size_t i = 0; i < rm->n_peers; i++) {
+        const struct rm_peer *p = &rm->peers[i];
+        if (p->leader && p->commit_at >= rm->start_since &&
+            p->epoch > rm->epoch)
+            return p;
+    }
+    return NULL;
+}
+
+/* Restored Raft state starts once a leader confirmed our recovery epoch,
+ * or no leader spoke up within RM_EPOCH_WAIT_MS. State from before a
+ * `recover` would hold the old voters, which could elect a leader of their
+ * own: the node rejoins as a fresh member instead. */
+static void rm_start_pending_tick(struct rolemgr *rm, monotime_t now)
+{
+    const struct rm_peer *p = rm_newer_epoch(rm);
+    if (p != NULL) {
+        char err[256], a[MSG_ID_LEN + 1], b[MSG_ID_LEN + 1];
+        msg_id_format(rm->epoch, a);
+        msg_id_format(p->epoch, b);
+        snprintf(err, sizeof(err),
+                 "stored Raft state predates a recovery of the cluster "
+                 "(epoch %s here, %s at the leader)",
+                 rm->epoch ? a : "none", b);
+        rm->start_pending = false;
+        rm_rejoin_fresh(rm, err);
+        return;
+    }
+    bool leader_seen = false;
+    for (size_t i = 0; i < rm->n_peers; i++)
+        leader_seen |= rm->peers[i].leader &&
+                       rm->peers[i].commit_at >= rm->start_since;
+    if (!leader_seen && now < rm->start_until)
+        return;
+    rm->start_pending = false;
+    rm_raft_begin(rm, rm->start_founder, true);
+}
+
+/* A follower caught up with a leader of a later recovery epoch is part of
+ * the recovered cluster: it takes the epoch on. */
+static void rm_adopt_epoch(struct rolemgr *rm)
+{
+    uint64_t leader = rm_leader(rm);
+    struct rm_peer *p = leader && leader != rm->id
+                            ? rm_peer(rm, leader, false)
+                            : NULL;
+    if (p == NULL || !p->leader || p->epoch <= rm->epoch ||
+        rnode_membership(rm->rn, rm->id) == RNODE_NONE ||
+        rnode_applied_index(rm->rn) < p->commit)
+        return;
+    int rc = rm_write_id_file(rm->raft_dir, "epoch", p->epoch);
+    if (rc < 0) {
+        log_error("raft_dir_write_failed", "dir=%s error=\"%s\"",
+                  rm->raft_dir, strerror(-rc));
+        return;
+    }
+    char hex[MSG_ID_LEN + 1];
+    msg_id_format(p->epoch, hex);
+    log_info("raft_epoch", "epoch=%s reason=follows_recovered_leader", hex);
+    rm->epoch = p->epoch;
 }
 
 void rolemgr_on_cluster(struct rolemgr *rm, uint64_t cluster_id,
@@ -1515,27 +1656,32 @@ void rolemgr_on_cluster(struct rolemgr *rm, uint64_t cluster_id,
         return;
     }
     if (rm->stored_cluster != cluster_id) {
-        int rc = rm_write_cluster_file(rm->raft_dir, cluster_id);
+        int rc = rm_write_id_file(rm->raft_dir, "cluster_id", cluster_id);
         if (rc < 0)
             log_error("raft_dir_write_failed", "dir=%s error=\"%s\"",
                       rm->raft_dir, strerror(-rc));
         rm->stored_cluster = cluster_id;
     }
     bool founder = strcmp(how, "founded") == 0 || strcmp(how, "standalone") == 0;
-    int rc = rnode_start(rm->rn, founder && !has_state, err, sizeof(err));
-    if (rc == BT_EPROTO) {
-        rm_rejoin_fresh(rm, err);
+    /* data_dir/raft_id names the id whose Raft state (term, vote, log)
+     * was last written here: that id without Raft state means the state
+     * was removed, and an id that forgot its votes must not vote again. */
+    if (!has_state && !founder &&
+        rm_read_id_file(rm->cfg->data_dir, "raft_id") == rm->id) {
+        rm_rejoin_fresh(rm, "no Raft state, but this node id is from an "
+                            "earlier run (was data_dir/raft removed?)");
         return;
     }
-    if (rc < 0) {
-        log_error("raft_start_failed", "reason=\"%s\" retry=none", err);
+    if (has_state && !founder) {
+        /* Wait briefly for the leader's recovery epoch: state from before
+         * a `recover` must not start (rm_start_pending_tick). */
+        rm->start_pending = true;
+        rm->start_founder = founder;
+        rm->start_since = monotime_now();
+        rm->start_until = rm->start_since + RM_EPOCH_WAIT_MS;
         return;
     }
-    rm->raft_started = true;
-    log_info("raft_start",
-             "dir=%s port=%u bootstrap=%s state=%s", rm->raft_dir,
-             config_raft_port(rm->cfg), founder && !has_state ? "yes" : "no",
-             has_state ? "restored" : "new");
+    rm_raft_begin(rm, founder, has_state);
 }
 
 /* --- heartbeats and app messages ------------------------------------------- */
@@ -1544,7 +1690,9 @@ struct json_object *rolemgr_heartbeat_app(struct rolemgr *rm)
 {
     struct json_object *o = json_object_new_object();
     json_object_object_add(o, "rp", json_object_new_int(config_raft_port(rm->cfg)));
-    if (rm_is_leader(rm)) {
+    if (rm->epoch != 0)
+        msg_add_id(o, "ep", rm->epoch);
+    if (rm_leader_ready(rm)) { /* after its barrier: the table is whole */
         json_object_object_add(o, "leader", json_object_new_boolean(true));
         json_object_object_add(
             o, "term", json_object_new_int64((int64_t)rnode_term(rm->rn)));
@@ -1570,6 +1718,8 @@ void rolemgr_on_member_app(struct rolemgr *rm, uint64_t id,
     if (msg_get_port(app, "rp", &port) == 0)
         p->raft_port = port;
     msg_get_str(app, "zone", p->zone, sizeof(p->zone));
+    if (msg_get_id(app, "ep", &p->epoch) < 0)
+        p->epoch = 0;
     p->leader = json_object_object_get_ex(app, "leader", &v) &&
                 json_object_get_boolean(v);
     if (p->leader) {
@@ -1739,10 +1889,26 @@ static int rm_recover(struct rolemgr *rm, struct json_object *args,
         snprintf(msg, msglen, "recover: %s", err);
         return rc;
     }
+    /* A new recovery epoch: later than every earlier one (the high half
+     * counts recoveries), and told apart from a concurrent one elsewhere
+     * by the random low half. Nodes with older state rejoin fresh. */
+    uint8_t nonce[WIRE_NONCE_LEN];
+    uint32_t low = 0;
+    if (auth_nonce(nonce) == 0)
+        memcpy(&low, nonce, sizeof(low));
+    uint64_t epoch = (((rm->epoch >> 32) + 1) << 32) | low;
+    char ep[MSG_ID_LEN + 1];
+    msg_id_format(epoch, ep);
+    rc = rm_write_id_file(rm->raft_dir, "epoch", epoch);
+    if (rc < 0)
+        log_error("raft_dir_write_failed", "dir=%s error=\"%s\"",
+                  rm->raft_dir, strerror(-rc));
+    else
+        rm->epoch = epoch;
     log_warn("raft_recover",
-             "voters_before=%u alive=%u action=sole_voter "
+             "voters_before=%u alive=%u action=sole_voter epoch=%s "
              "reason=\"operator confirmed majority loss\"",
-             voters, alive);
+             voters, alive, ep);
     *result = json_object_new_object();
     json_object_object_add(*result, "recovered",
                            json_object_new_boolean(true));
@@ -1940,7 +2106,8 @@ int rolemgr_new(uv_loop_t *loop, const struct config *cfg,
     rm->id = node_id;
     rm->fenced = true;
     snprintf(rm->raft_dir, sizeof(rm->raft_dir), "%s/raft", cfg->data_dir);
-    rm->stored_cluster = rm_read_cluster_file(rm->raft_dir);
+    rm->stored_cluster = rm_read_id_file(rm->raft_dir, "cluster_id");
+    rm->epoch = rm_read_id_file(rm->raft_dir, "epoch");
     table_init(&rm->table);
     rm->conflict_seen = xcalloc(cfg->n_roles + 1, sizeof(uint64_t));
 

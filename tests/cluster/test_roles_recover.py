@@ -8,10 +8,15 @@ keep naming the dead leader), every survivor loses its lease and stops its
 roles. Without --yes the CLI refuses and explains; with it, on the
 surviving voter, recover is accepted. After recover the
 surviving voter leads alone, the standby becomes a voter, the roles run
-again at their counts on the two survivors (b on both). recover is for
-voters that are gone for good (deleted VMs): their replacements come up on
-the same addresses with empty data dirs, join under new ids, and the
-cluster is whole again: one leader, three voters, counts a:1 b:2. Over the whole role log: never more than N
+again at their counts on the two survivors (b on both), and the standby
+takes on the new recovery epoch. recover is for voters that are gone for
+good, but here the two lost voters come back with their old data (VMs that
+were only stopped): together they are a majority of the old
+configuration, so they must not start Raft from it. They see the leader's
+later recovery epoch, log raft_state_unusable and rejoin under new ids,
+and the cluster is whole again: one leader, three voters, counts a:1 b:2.
+Last, a node whose data_dir/raft was removed (its id kept) rejoins under a
+new id rather than vote again with a forgotten log. Over the whole role log: never more than N
 instances of a role, never two on one node. Ports: 3300 (+1 Raft, see
 README.md)."""
 
@@ -109,12 +114,17 @@ def body(t):
                 "a:1 b:2 run again on the two survivors within 10 s of the "
                 "recovery")
 
-        # The lost VMs are replaced: same addresses, empty data dirs.
+        wait_for(lambda: len(standby.events("raft_epoch")), 10.0,
+                 "the standby to take on the new recovery epoch",
+                 until=lambda n: n >= 1)
+
+        # The lost voters come back with their old Raft state.
         old_ids = set()
         for v in victims:
             with open(os.path.join(v.data_dir, "node_id")) as f:
                 old_ids.add(f.read().strip())
-            shutil.rmtree(v.data_dir)
+        seen = {v.name: len(v.events("raft_state")) for v in victims}
+        for v in victims:
             v.start()
         c.wait_converged(20.0)
         ldr = c.wait_leader(15.0)
@@ -124,12 +134,38 @@ def body(t):
         t.check(ldr is not None, "one leader for all four (%s), voters %s"
                 % (ldr.name, m))
         new_ids = {(v.status() or {}).get("node_id") for v in victims}
-        t.check(not (new_ids & old_ids), "the replacements joined under new "
-                "ids", (old_ids, new_ids))
+        t.check(not (new_ids & old_ids), "the returning voters rejoined "
+                "under new ids", (old_ids, new_ids))
+        why = [e.get("reason", "") for v in victims
+               for e in v.events("raft_state_unusable")]
+        t.check(len(why) == 2 and all("predates a recovery" in w
+                                      for w in why),
+                "both logged raft_state_unusable: state predates a recovery",
+                why)
+        leaders = [v.name for v in victims
+                   if any(e.get("state") == "leader"
+                          for e in v.events("raft_state")[seen[v.name]:])]
+        t.check(not leaders, "neither returning voter ever led", leaders)
         t0 = time.time()
         c.wait_placed(WANT, log, 15.0, deaths=deaths)
         t.check(time.time() - t0 < 15.0,
                 "counts a:1 b:2 with all four nodes back")
+
+        # A node whose Raft state was removed but whose id was kept must not
+        # vote again under that id (it forgot its votes): it rejoins fresh.
+        n = standby
+        old_id = (n.status() or {}).get("node_id")
+        t.check(n.stop() == 0, "%s stops cleanly" % n.name)
+        shutil.rmtree(os.path.join(n.data_dir, "raft"))
+        n.start()
+        c.wait_converged(20.0)
+        new_id = (n.status() or {}).get("node_id")
+        why = [e.get("reason", "") for e in n.events("raft_state_unusable")]
+        t.check(new_id != old_id and any("earlier run" in w for w in why),
+                "%s, its raft dir removed, rejoined under a new id"
+                % n.name, (old_id, new_id, why))
+        c.wait_leader(15.0)
+        c.wait_placed(WANT, log, 15.0, deaths=deaths)
 
         check_role_log(t, log, defs, deaths=deaths)
 
