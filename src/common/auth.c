@@ -12,9 +12,10 @@
 
 #include "beethoven/error.h"
 
-#define AUTH_LABEL "beethoven-auth-v1"
+#define AUTH_LABEL "beethoven-auth-v2"
 #define AUTH_LABEL_LEN (sizeof(AUTH_LABEL) - 1)
-#define AUTH_MSG_LEN (AUTH_LABEL_LEN + 2 * WIRE_NONCE_LEN + 8 + 8)
+#define AUTH_CHANNEL_LEN 12
+#define AUTH_MSG_LEN (AUTH_LABEL_LEN + 2 * WIRE_NONCE_LEN + 8 + 8 + AUTH_CHANNEL_LEN)
 
 int auth_nonce(uint8_t nonce[WIRE_NONCE_LEN])
 {
@@ -23,16 +24,21 @@ int auth_nonce(uint8_t nonce[WIRE_NONCE_LEN])
     return 0;
 }
 
-static void auth_put_be64(uint8_t *p, uint64_t v)
+static void auth_put_be(uint8_t *p, uint64_t v, int bytes)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
 }
+
+#define auth_put_be64(p, v) auth_put_be((p), (v), 8)
+#define auth_put_be32(p, v) auth_put_be((p), (v), 4)
+#define auth_put_be16(p, v) auth_put_be((p), (v), 2)
 
 int auth_mac(const uint8_t *key, size_t keylen,
              const uint8_t sender_nonce[WIRE_NONCE_LEN],
              const uint8_t receiver_nonce[WIRE_NONCE_LEN], uint64_t sender_id,
-             uint64_t receiver_id, uint8_t mac[WIRE_MAC_LEN])
+             uint64_t receiver_id, const struct auth_channel *ch,
+             uint8_t mac[WIRE_MAC_LEN])
 {
     /* Insecure mode is HMAC with the empty key. OpenSSL's HMAC init reads
      * a NULL key as "keep the key already set", so say "empty" explicitly
@@ -57,6 +63,11 @@ int auth_mac(const uint8_t *key, size_t keylen,
     auth_put_be64(p, sender_id);
     p += 8;
     auth_put_be64(p, receiver_id);
+    p += 8;
+    auth_put_be32(p, ch->initiator_addr);
+    auth_put_be16(p + 4, ch->initiator_port);
+    auth_put_be32(p + 6, ch->responder_addr);
+    auth_put_be16(p + 10, ch->responder_port);
 
     if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, keylen, msg,
                   sizeof(msg), mac, WIRE_MAC_LEN, &outlen) == NULL ||
@@ -68,7 +79,8 @@ int auth_mac(const uint8_t *key, size_t keylen,
 int auth_verify(const uint8_t *key, size_t keylen,
                 const uint8_t peer_nonce[WIRE_NONCE_LEN],
                 const uint8_t my_nonce[WIRE_NONCE_LEN], uint64_t peer_id,
-                uint64_t my_id, const uint8_t *mac, size_t len)
+                uint64_t my_id, const struct auth_channel *ch,
+                const uint8_t *mac, size_t len)
 {
     uint8_t want[WIRE_MAC_LEN];
     int rc;
@@ -77,7 +89,7 @@ int auth_verify(const uint8_t *key, size_t keylen,
      * leaks nothing. */
     if (mac == NULL || len != WIRE_MAC_LEN)
         return BT_EAUTH;
-    rc = auth_mac(key, keylen, peer_nonce, my_nonce, peer_id, my_id, want);
+    rc = auth_mac(key, keylen, peer_nonce, my_nonce, peer_id, my_id, ch, want);
     if (rc == 0 && CRYPTO_memcmp(want, mac, WIRE_MAC_LEN) != 0)
         rc = BT_EAUTH;
     OPENSSL_cleanse(want, sizeof(want));

@@ -33,6 +33,7 @@ struct link {
     uint64_t peer_id;
     uint8_t my_nonce[WIRE_NONCE_LEN];
     uint8_t peer_nonce[WIRE_NONCE_LEN];
+    struct auth_channel channel; /* bound into the handshake MACs */
     uint8_t *rbuf;
     size_t rlen, rcap;
     monotime_t last_rx;
@@ -226,8 +227,37 @@ static void link_send_hello(struct link *l)
     link_write_frame(l, WIRE_HELLO, hello, sizeof(hello));
 }
 
+int link_channel(const uv_tcp_t *tcp, bool initiator, struct auth_channel *ch)
+{
+    struct sockaddr_storage me, peer;
+    int lm = sizeof(me), lp = sizeof(peer);
+    int rc = uv_tcp_getsockname(tcp, (struct sockaddr *)&me, &lm);
+    if (rc == 0)
+        rc = uv_tcp_getpeername(tcp, (struct sockaddr *)&peer, &lp);
+    if (rc != 0)
+        return rc;
+    if (me.ss_family != AF_INET || peer.ss_family != AF_INET)
+        return UV_EAFNOSUPPORT;
+    const struct sockaddr_in *a = (const struct sockaddr_in *)&me;
+    const struct sockaddr_in *b = (const struct sockaddr_in *)&peer;
+    if (!initiator) {
+        const struct sockaddr_in *t = a;
+        a = b;
+        b = t;
+    }
+    ch->initiator_addr = ntohl(a->sin_addr.s_addr);
+    ch->initiator_port = ntohs(a->sin_port);
+    ch->responder_addr = ntohl(b->sin_addr.s_addr);
+    ch->responder_port = ntohs(b->sin_port);
+    return 0;
+}
+
 static void link_start_handshake(struct link *l)
 {
+    if (link_channel(&l->tcp, l->outbound, &l->channel) != 0) {
+        link_fail(l, BT_ECLOSED);
+        return;
+    }
     l->connected = true;
     l->last_rx = monotime_now();
     uv_timer_start(&l->timer, link_on_timer, l->params->handshake_timeout_ms,
@@ -268,14 +298,15 @@ static int link_handshake_frame(struct link *l, const struct wire_frame *f)
         l->hello_got = true;
         uint8_t mac[WIRE_MAC_LEN];
         if (auth_mac(l->params->key, l->params->keylen, l->my_nonce,
-                     l->peer_nonce, l->params->my_id, id, mac) < 0)
+                     l->peer_nonce, l->params->my_id, id, &l->channel,
+                     mac) < 0)
             return BT_EIO;
         return link_write_frame(l, WIRE_AUTH, mac, sizeof(mac));
     }
     if (f->type == WIRE_AUTH && l->hello_got) {
         if (auth_verify(l->params->key, l->params->keylen, l->peer_nonce,
-                        l->my_nonce, l->peer_id, l->params->my_id, f->payload,
-                        f->len) < 0)
+                        l->my_nonce, l->peer_id, l->params->my_id,
+                        &l->channel, f->payload, f->len) < 0)
             return BT_EAUTH;
         link_authenticated(l);
         return 0;

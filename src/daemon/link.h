@@ -22,10 +22,16 @@
 #include <json-c/json.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "monotime.h"
 #include "wire.h"
 
 struct link;
+
+/* The channel of a connected TCP handle for the handshake MAC: this end
+ * and the peer as the socket reports them, ordered initiator first.
+ * Returns 0, or a libuv error (the socket is not connected). */
+int link_channel(const uv_tcp_t *tcp, bool initiator, struct auth_channel *ch);
 
 struct link_ops {
     void (*on_ready)(struct link *l);

@@ -46,6 +46,7 @@ struct rt_conn {
     struct raft_uv_connect *req; /* outbound: raft's request until its cb */
     raft_uv_connect_cb cb;
     bool outbound, closing;
+    struct auth_channel channel; /* bound into the handshake MACs */
     enum rt_step step;
     int status; /* outbound: the status the cb gets on failure */
     int open_handles;
@@ -317,7 +318,7 @@ static void rt_on_hello(struct rt_conn *c, const struct wire_frame *f)
     c->peer_id = id;
     uint8_t mac[WIRE_MAC_LEN];
     if (auth_mac(rt->key, rt->keylen, c->my_nonce, c->peer_nonce, rt->id, id,
-                 mac) < 0 ||
+                 &c->channel, mac) < 0 ||
         rt_send(c, WIRE_AUTH, mac, sizeof(mac)) < 0) {
         rt_conn_abort(c, RAFT_NOCONNECTION);
         return;
@@ -333,7 +334,7 @@ static void rt_on_auth(struct rt_conn *c, const struct wire_frame *f)
         return;
     }
     if (auth_verify(rt->key, rt->keylen, c->peer_nonce, c->my_nonce, c->peer_id,
-                    rt->id, f->payload, f->len) < 0) {
+                    rt->id, &c->channel, f->payload, f->len) < 0) {
         rt_reject(c, LINK_NOTE_AUTH, "raft_auth_failed", "reason=wrong_secret");
         return;
     }
@@ -458,6 +459,10 @@ static void rt_start_handshake(struct rt_conn *c)
     uv_timer_start(&c->timer, rt_on_timer, rt->handshake_timeout_ms, 0);
     if (auth_nonce(c->my_nonce) < 0) {
         log_error("raft_handshake_failed", "reason=no_randomness");
+        rt_conn_abort(c, RAFT_NOCONNECTION);
+        return;
+    }
+    if (link_channel(c->tcp, c->outbound, &c->channel) != 0) {
         rt_conn_abort(c, RAFT_NOCONNECTION);
         return;
     }

@@ -67,9 +67,13 @@ class SilentPeer:
             hdr = recv_exact(s, 8)
             body = recv_exact(s, struct.unpack(">I", hdr[4:])[0])
             peer_nonce, peer_id = body[:32], struct.unpack(">Q", body[32:])[0]
-            mac = hmac.new(self.secret, b"beethoven-auth-v1" + nonce +
+            # The channel: the daemon dialled us (initiator first).
+            them, us = s.getpeername(), s.getsockname()
+            channel = (socket.inet_aton(them[0]) + struct.pack(">H", them[1])
+                       + socket.inet_aton(us[0]) + struct.pack(">H", us[1]))
+            mac = hmac.new(self.secret, b"beethoven-auth-v2" + nonce +
                            peer_nonce + struct.pack(">QQ", self.my_id,
-                                                    peer_id),
+                                                    peer_id) + channel,
                            hashlib.sha256).digest()
             s.sendall(frame(AUTH, mac))
             hdr = recv_exact(s, 8)
