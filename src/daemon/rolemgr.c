@@ -47,7 +47,8 @@
 #define RM_SHUTDOWN_RELEASE_MS 2000
 #define RM_TRANSFER_WAIT_MS 1500
 #define RM_DRAIN_DEFAULT_S 300
-#define RM_EPOCH_WAIT_MS 1500 /* restored state waits this for a leader */
+#define RM_EPOCH_WAIT_MS 1500
+#define RM_NODE_PUT_RETRY_MS 10000 /* after the table refused a node_put */ /* restored state waits this for a leader */
 
 enum rm_drain_state { DRAIN_NONE = 0, DRAIN_DRAINING, DRAIN_DRAINED, DRAIN_FAILED };
 static const char *const rm_drain_names[] = {"none", "draining", "drained",
@@ -65,6 +66,7 @@ struct rm_peer {
     uint64_t commit;   /* its commit index when it said so */
     monotime_t commit_at;
     uint64_t epoch;    /* the recovery epoch it reports, 0 = none */
+    monotime_t put_refused_at; /* the table refused its node_put then */
 };
 
 /* One write waiting in the outbox. */
@@ -824,7 +826,8 @@ static void rm_check_definitions(struct rolemgr *rm)
     /* Caught up. A node restarted after a drain is in service again. */
     const struct table_node *me = table_node_get(&rm->table, rm->id);
     if (rm->drain == DRAIN_NONE && me != NULL &&
-        me->state == TABLE_NODE_DRAINING && !rm->out_busy)
+        (me->state == TABLE_NODE_DRAINING || me->state == TABLE_NODE_LEFT) &&
+        !rm->out_busy)
         rm_push_node_state(rm, TABLE_NODE_ACTIVE);
     uint64_t rev = table_revision(&rm->table);
     if (rm->proposed && rev == rm->conflict_rev)
@@ -883,10 +886,18 @@ static void rm_leader_applied(void *arg, int status,
                               const struct table_result *r)
 {
     struct rolemgr *rm = arg;
-    (void)status;
-    (void)r;
     if (rm->leader_inflight > 0)
         rm->leader_inflight--;
+    if (status == 0 && r != NULL && r->op == TABLE_OP_NODE_PUT &&
+        r->status != TABLE_OK && r->status != TABLE_UNCHANGED) {
+        /* Not again every tick: that would hold up the reconciler. */
+        struct rm_peer *p = rm_peer(rm, r->node, true);
+        p->put_refused_at = monotime_now();
+        log_warn("table_write_refused", "op=node_put node=%016llx "
+                 "status=%s reason=\"%s\" retry_ms=%u",
+                 (unsigned long long)r->node, table_status_str(r->status),
+                 r->reason, RM_NODE_PUT_RETRY_MS);
+    }
 }
 
 static void rm_leader_apply(struct rolemgr *rm, const struct table_cmd *cmd)
@@ -909,9 +920,52 @@ static bool rm_member_live(enum member_status s)
     return s == MEMBER_ALIVE || s == MEMBER_SUSPECT || s == MEMBER_DRAINING;
 }
 
+static bool rm_node_holds(const struct rolemgr *rm, uint64_t id)
+{
+    for (size_t i = 0; i < table_role_count(&rm->table); i++)
+        if (table_role_holder(table_role_at(&rm->table, i), id) != NULL)
+            return true;
+    return false;
+}
+
+/* Node records of ids the membership no longer knows (reaped after
+ * member_reap_s, or gone before this leader took office): once they hold
+ * nothing and the leader has been in office a full fencing lease (so its
+ * member list is complete), they become left, then are deleted, so that
+ * Spot churn never fills the table. */
+static void rm_leader_forget_nodes(struct rolemgr *rm, monotime_t now)
+{
+    monotime_t settled = lease_fence_at(rm->office_at, rm->cfg->lease_ms,
+                                        rm->cfg->lease_margin_ms,
+                                        rm->cfg->clock_drift_ppm);
+    if (now < settled)
+        return;
+    for (size_t i = 0; i < table_node_count(&rm->table); i++) {
+        const struct table_node *tn = table_node_at(&rm->table, i);
+        struct cluster_member_view v;
+        if (tn->id == rm->id || cluster_member_get(rm->cluster, tn->id, &v) == 0)
+            continue;
+        struct table_cmd cmd = {.op = TABLE_OP_NODE_DEL};
+        if (tn->state != TABLE_NODE_LEFT) {
+            if (rm_node_holds(rm, tn->id))
+                continue; /* the reconciler releases them first */
+            cmd.op = TABLE_OP_NODE_STATE;
+            cmd.u.node_state.id = tn->id;
+            cmd.u.node_state.state = TABLE_NODE_LEFT;
+        } else {
+            cmd.u.node_del.id = tn->id;
+        }
+        rm_leader_apply(rm, &cmd);
+        return; /* one per tick */
+    }
+}
+
 /* Members into the table: new live members as active nodes, members
- * that left as left. */
-static void rm_leader_nodes(struct rolemgr *rm)
+ * that left as left. A node whose record says left and that is alive
+ * again (restarted under the same id) sets itself active once caught up
+ * (rm_check_definitions): the leader does not, since a node that is
+ * shutting down is still alive for a moment after it wrote left. */
+static void rm_leader_nodes(struct rolemgr *rm, monotime_t now)
 {
     size_t n = cluster_member_count(rm->cluster);
     for (size_t i = 0; i < n; i++) {
@@ -919,8 +973,11 @@ static void rm_leader_nodes(struct rolemgr *rm)
         cluster_member_at(rm->cluster, i, &v);
         const struct table_node *tn = table_node_get(&rm->table, v.id);
         struct rm_peer *p = rm_peer(rm, v.id, false);
+        if (p != NULL && p->put_refused_at != 0 &&
+            now < p->put_refused_at + RM_NODE_PUT_RETRY_MS)
+            continue;
         if (rm_member_live(v.status) && v.status != MEMBER_SUSPECT &&
-            (tn == NULL || (tn->state == TABLE_NODE_LEFT))) {
+            tn == NULL) {
             struct table_cmd cmd = {.op = TABLE_OP_NODE_PUT};
             cmd.u.node_put.id = v.id;
             cmd.u.node_put.name = v.name;
@@ -1206,10 +1263,12 @@ static void rm_leader_tick(struct rolemgr *rm, monotime_t now)
     rm_leader_voters(rm, now);
     if (rm->leader_inflight > 0)
         return;
-    rm_leader_nodes(rm);
+    rm_leader_nodes(rm, now);
     if (rm->leader_inflight > 0)
         return;
     rm_leader_reconcile(rm, now);
+    if (rm->leader_inflight == 0)
+        rm_leader_forget_nodes(rm, now);
 }
 
 /* --- drain ----------------------------------------------------------------- */
@@ -2147,7 +2206,16 @@ int rolemgr_new(uv_loop_t *loop, const struct config *cfg,
         .noted = rm->raft_noted,
     };
     struct rnode_hooks rh = {rm, rm_on_applied, NULL, rm_on_raft_change};
-    rnode_new(loop, &rp, &rh, &rm->table, &rm->rn);
+    rc = rnode_new(loop, &rp, &rh, &rm->table, &rm->rn);
+    if (rc < 0) {
+        snprintf(err, errlen, "raft: cannot set up the node (%s)",
+                 bt_strerror(rc));
+        super_free(rm->sup);
+        table_close(&rm->table);
+        free(rm->conflict_seen);
+        free(rm);
+        return rc;
+    }
     uv_timer_init(loop, &rm->tick);
     rm->tick.data = rm;
     uv_timer_start(&rm->tick, rm_tick, RM_TICK_MS, RM_TICK_MS);
