@@ -533,3 +533,42 @@ out:
     run_free(&r);
     return rc;
 }
+
+static bool recon_node_live(const struct recon_input *in, uint64_t id)
+{
+    for (size_t k = 0; k < in->n_nodes; k++)
+        if (in->nodes[k].id == id)
+            return in->nodes[k].member &&
+                   (in->nodes[k].status == MEMBER_ALIVE ||
+                    in->nodes[k].status == MEMBER_SUSPECT ||
+                    in->nodes[k].status == MEMBER_DRAINING);
+    return false;
+}
+
+void recon_handover_filter(const struct recon_input *in,
+                           const struct recon_holder *phantoms,
+                           size_t n_phantoms, struct recon_change *ch,
+                           size_t *n)
+{
+    bool *drop = xcalloc(*n + 1, sizeof(*drop));
+    for (size_t i = 0; i < *n; i++) {
+        bool choosing = ch[i].action == RECON_RELEASE &&
+                        (ch[i].reason == RECON_R_OVER_COUNT ||
+                         ch[i].reason == RECON_R_CRASH_LOOP);
+        for (size_t j = 0; j < n_phantoms && !drop[i]; j++)
+            drop[i] = strcmp(ch[i].role, phantoms[j].role) == 0 &&
+                      (choosing || ch[i].node == phantoms[j].node);
+        if (ch[i].action != RECON_ASSIGN)
+            continue;
+        for (size_t j = 0; j < *n && !drop[i]; j++)
+            drop[i] = ch[j].action == RECON_RELEASE &&
+                      strcmp(ch[j].role, ch[i].role) == 0 &&
+                      recon_node_live(in, ch[j].node);
+    }
+    size_t out = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!drop[i])
+            ch[out++] = ch[i];
+    *n = out;
+    free(drop);
+}

@@ -149,4 +149,24 @@ size_t recon_changes_max(const struct recon_input *in);
 int recon_run(const struct recon_input *in, struct recon_change *out,
               size_t cap, size_t *n_out);
 
+/* Two-phase hand-over. A release from a live node (alive, suspect or
+ * draining) only ends the holding in the table; the process stops after
+ * that, within the role's stop_timeout_ms. Until the node reports it gone,
+ * the caller passes (role, node) as a *phantom*: a row of in->holders
+ * that the table does not have, also listed in phantoms[0..n_phantoms).
+ * Phantoms count toward the instance count like holders, so no
+ * replacement starts beside a process that is still stopping.
+ * Given recon_run()'s changes ch[0..*n) for in, this drops:
+ *  - every change on a phantom row (the table has no such row);
+ *  - releases over count or for a crash loop of a role that has phantoms
+ *    (the count settles once they are gone; otherwise a real holder might
+ *    be released instead of the stopping one);
+ *  - assignments of a role that this run releases from a live node (the
+ *    released process still runs; the next runs count it as a phantom).
+ * Keeps the order of the rest; *n is updated. */
+void recon_handover_filter(const struct recon_input *in,
+                           const struct recon_holder *phantoms,
+                           size_t n_phantoms, struct recon_change *ch,
+                           size_t *n);
+
 #endif

@@ -48,7 +48,8 @@
 #define RM_TRANSFER_WAIT_MS 1500
 #define RM_DRAIN_DEFAULT_S 300
 #define RM_EPOCH_WAIT_MS 1500
-#define RM_NODE_PUT_RETRY_MS 10000 /* after the table refused a node_put */ /* restored state waits this for a leader */
+#define RM_NODE_PUT_RETRY_MS 10000 /* after the table refused a node_put */
+#define RM_CRASH_MEMORY_MS 300000  /* a crash loop moved away is remembered */ /* restored state waits this for a leader */
 
 enum rm_drain_state { DRAIN_NONE = 0, DRAIN_DRAINING, DRAIN_DRAINED, DRAIN_FAILED };
 static const char *const rm_drain_names[] = {"none", "draining", "drained",
@@ -67,6 +68,8 @@ struct rm_peer {
     monotime_t commit_at;
     uint64_t epoch;    /* the recovery epoch it reports, 0 = none */
     monotime_t put_refused_at; /* the table refused its node_put then */
+    char **run;        /* roles whose process lives there (any state) */
+    size_t n_run;
 };
 
 /* One write waiting in the outbox. */
@@ -142,6 +145,7 @@ struct rolemgr {
     struct rm_run *runs;
     size_t n_runs, cap_runs;
     char **crash; /* our crash-looping roles */
+    monotime_t *crash_forget; /* per crash entry: forget then (0: held) */
     size_t n_crash;
     bool proposed;         /* startup role definitions proposed */
     uint64_t conflict_rev; /* table revision conflicts were checked at */
@@ -216,15 +220,6 @@ static void rm_strv_free(char **v, size_t n)
         free(v[i]);
     free(v);
 }
-
-static bool rm_strv_has(char *const *v, size_t n, const char *s)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i], s) == 0)
-            return true;
-    return false;
-}
-
 
 /* The Raft leader as far as this node can tell: libraft's answer, unless
  * the membership layer has that node failed or gone (a standby never
@@ -666,10 +661,16 @@ static void rm_on_role_crashloop(void *ctx, const char *role, unsigned exits)
     char detail[64];
     snprintf(detail, sizeof(detail), "exits=%u", exits);
     rm_emit(rm, "role", "role_crashloop", role, detail);
-    if (!rm_strv_has(rm->crash, rm->n_crash, role)) {
-        rm->crash = xrealloc(rm->crash, (rm->n_crash + 1) * sizeof(char *));
-        rm->crash[rm->n_crash++] = xstrdup(role);
-    }
+    for (size_t i = 0; i < rm->n_crash; i++)
+        if (strcmp(rm->crash[i], role) == 0) {
+            rm->crash_forget[i] = 0;
+            return;
+        }
+    rm->crash = xrealloc(rm->crash, (rm->n_crash + 1) * sizeof(char *));
+    rm->crash_forget =
+        xrealloc(rm->crash_forget, (rm->n_crash + 1) * sizeof(monotime_t));
+    rm->crash_forget[rm->n_crash] = 0;
+    rm->crash[rm->n_crash++] = xstrdup(role);
 }
 
 /* --- running the roles the table gives us ---------------------------------- */
@@ -746,9 +747,15 @@ static void rm_sync_roles(struct rolemgr *rm)
     /* Stop what must not run (any more, or in this revision). */
     for (size_t i = super_count(rm->sup); i-- > 0;) {
         struct super_role_info info;
-        if (super_role_info_at(rm->sup, i, &info) < 0 ||
-            info.state == SUPER_STOPPING)
+        if (super_role_info_at(rm->sup, i, &info) < 0)
             continue;
+        if (info.state == SUPER_STOPPING) {
+            /* A stop under way keeps its grace, unless fenced: then the
+             * lease proof needs it gone within fence_grace_ms. */
+            if (rm->fenced)
+                super_stop_role(rm->sup, info.name, grace);
+            continue;
+        }
         const struct table_role *r = table_role_get(&rm->table, info.name);
         bool held = may && r != NULL && table_role_holder(r, rm->id) != NULL;
         struct rm_run *run = rm_run_get(rm, info.name);
@@ -778,12 +785,18 @@ static void rm_sync_roles(struct rolemgr *rm)
         else if (run == NULL)
             rm_start(rm, r); /* idempotent: records the revision it runs */
     }
-    /* Forget crash loops of roles no longer held here. */
+    /* A crash loop of a role moved away is remembered for a while, so the
+     * leader does not place the role straight back here. */
+    monotime_t now = monotime_now();
     for (size_t i = 0; i < rm->n_crash;) {
         const struct table_role *r = table_role_get(&rm->table, rm->crash[i]);
-        if (r == NULL || table_role_holder(r, rm->id) == NULL) {
+        bool held = r != NULL && table_role_holder(r, rm->id) != NULL;
+        if (!held && rm->crash_forget[i] == 0)
+            rm->crash_forget[i] = now + RM_CRASH_MEMORY_MS;
+        if (r == NULL || (!held && now >= rm->crash_forget[i])) {
             free(rm->crash[i]);
             rm->crash[i] = rm->crash[--rm->n_crash];
+            rm->crash_forget[i] = rm->crash_forget[rm->n_crash];
         } else {
             i++;
         }
@@ -1154,9 +1167,12 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
     for (size_t i = 0; i < nr; i++)
         nh += table_role_at(t, i)->n_holders;
     size_t nm = cluster_member_count(rm->cluster);
-    size_t cap_nodes = nm + table_node_count(t) + nh;
+    size_t nph = super_count(rm->sup); /* phantom rows, below */
+    for (size_t i = 0; i < rm->n_peers; i++)
+        nph += rm->peers[i].n_run;
+    size_t cap_nodes = nm + table_node_count(t) + nh + nph;
     struct recon_role *roles = xcalloc(nr + 1, sizeof(*roles));
-    struct recon_holder *holders = xcalloc(nh + 1, sizeof(*holders));
+    struct recon_holder *holders = xcalloc(nh + nph + 1, sizeof(*holders));
     struct recon_node *nodes = xcalloc(cap_nodes + 1, sizeof(*nodes));
     size_t ncrash = rm->n_crash;
     for (size_t i = 0; i < rm->n_peers; i++)
@@ -1171,6 +1187,35 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
         for (size_t j = 0; j < r->n_holders; j++) {
             holders[nh].role = r->def.name;
             holders[nh++].node = r->holders[j].node;
+        }
+    }
+    /* Phantom holders: a role whose process still lives on a node that
+     * no longer holds it (released, and stopping within its
+     * stop_timeout_ms) counts as held there until that node reports it
+     * gone, so no replacement starts beside it. A failed node's phantoms
+     * wait for its lease like real holdings. */
+    size_t real = nh;
+    for (size_t i = 0; i < rm->n_peers + 1; i++) {
+        uint64_t id = i < rm->n_peers ? rm->peers[i].id : rm->id;
+        struct cluster_member_view v;
+        if (cluster_member_get(rm->cluster, id, &v) < 0 ||
+            v.status == MEMBER_LEFT)
+            continue;
+        size_t cnt = i < rm->n_peers ? rm->peers[i].n_run : super_count(rm->sup);
+        for (size_t j = 0; j < cnt; j++) {
+            const char *name;
+            struct super_role_info info;
+            if (i < rm->n_peers)
+                name = rm->peers[i].run[j];
+            else if (super_role_info_at(rm->sup, j, &info) == 0)
+                name = info.name;
+            else
+                continue;
+            const struct table_role *r = table_role_get(t, name);
+            if (r == NULL || table_role_holder(r, id) != NULL)
+                continue;
+            holders[nh].role = r->def.name;
+            holders[nh++].node = id;
         }
     }
     /* nodes: every member, then table nodes and holders it does not know */
@@ -1224,8 +1269,13 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
     size_t cap = recon_changes_max(&in), n = 0;
     struct recon_change *ch = xcalloc(cap + 1, sizeof(*ch));
     if (recon_run(&in, ch, cap, &n) == 0) {
-        for (size_t i = 0; i < n; i++) {
-            if (ch[i].action == RECON_WAIT)
+        recon_handover_filter(&in, holders + real, nh - real, ch, &n);
+        /* Releases first: an assign to a role still at its count (the
+         * failed holder not yet released) would be refused. */
+        for (size_t k = 0; k < 2 * n; k++) {
+            size_t i = k % n;
+            if (ch[i].action == RECON_WAIT ||
+                (k < n) != (ch[i].action == RECON_RELEASE))
                 continue;
             char hex[MSG_ID_LEN + 1];
             msg_id_format(ch[i].node, hex);
@@ -1765,7 +1815,40 @@ struct json_object *rolemgr_heartbeat_app(struct rolemgr *rm)
             json_object_array_add(a, json_object_new_string(rm->crash[i]));
         json_object_object_add(o, "crash", a);
     }
+    /* Every role with a process here, stopping ones too: the leader
+     * counts them until they are gone (rm_leader_reconcile). */
+    struct json_object *run = json_object_new_array();
+    for (size_t i = 0; i < super_count(rm->sup); i++) {
+        struct super_role_info info;
+        if (super_role_info_at(rm->sup, i, &info) == 0)
+            json_object_array_add(run, json_object_new_string(info.name));
+    }
+    json_object_object_add(o, "run", run);
     return o;
+}
+
+/* Replaces *v with the role names of the array key of app (none when
+ * absent; at most TABLE_ROLES_MAX, names too long are skipped). */
+static void rm_app_names(struct json_object *app, const char *key,
+                         char ***v, size_t *n)
+{
+    struct json_object *a;
+    rm_strv_free(*v, *n);
+    *v = NULL;
+    *n = 0;
+    if (!json_object_object_get_ex(app, key, &a) ||
+        !json_object_is_type(a, json_type_array))
+        return;
+    size_t len = json_object_array_length(a);
+    if (len > TABLE_ROLES_MAX)
+        len = TABLE_ROLES_MAX;
+    *v = xcalloc(len + 1, sizeof(char *));
+    for (size_t i = 0; i < len; i++) {
+        struct json_object *s = json_object_array_get_idx(a, i);
+        if (json_object_is_type(s, json_type_string) &&
+            json_object_get_string_len(s) <= TABLE_NAME_MAX)
+            (*v)[(*n)++] = xstrdup(json_object_get_string(s));
+    }
 }
 
 void rolemgr_on_member_app(struct rolemgr *rm, uint64_t id,
@@ -1786,22 +1869,8 @@ void rolemgr_on_member_app(struct rolemgr *rm, uint64_t id,
         if (msg_get_u64(app, "commit", &p->commit) == 0)
             p->commit_at = monotime_now();
     }
-    rm_strv_free(p->crash, p->n_crash);
-    p->crash = NULL;
-    p->n_crash = 0;
-    if (json_object_object_get_ex(app, "crash", &v) &&
-        json_object_is_type(v, json_type_array)) {
-        size_t n = json_object_array_length(v);
-        if (n > TABLE_ROLES_MAX)
-            n = TABLE_ROLES_MAX;
-        p->crash = xcalloc(n + 1, sizeof(char *));
-        for (size_t i = 0; i < n; i++) {
-            struct json_object *s = json_object_array_get_idx(v, i);
-            if (json_object_is_type(s, json_type_string) &&
-                json_object_get_string_len(s) <= TABLE_NAME_MAX)
-                p->crash[p->n_crash++] = xstrdup(json_object_get_string(s));
-        }
-    }
+    rm_app_names(app, "crash", &p->crash, &p->n_crash);
+    rm_app_names(app, "run", &p->run, &p->n_run);
 }
 
 void rolemgr_on_app(struct rolemgr *rm, uint64_t from, struct json_object *m)
@@ -2229,11 +2298,14 @@ static void rm_free_step(void *ctx)
     if (--rm->closing > 0)
         return;
     table_close(&rm->table);
-    for (size_t i = 0; i < rm->n_peers; i++)
+    for (size_t i = 0; i < rm->n_peers; i++) {
         rm_strv_free(rm->peers[i].crash, rm->peers[i].n_crash);
+        rm_strv_free(rm->peers[i].run, rm->peers[i].n_run);
+    }
     free(rm->peers);
     free(rm->conflict_seen);
     rm_strv_free(rm->crash, rm->n_crash);
+    free(rm->crash_forget);
     free(rm->runs);
     while (rm->out_head != NULL) {
         struct rm_out *o = rm->out_head;

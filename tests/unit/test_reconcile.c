@@ -997,6 +997,98 @@ static void test_recon_run_generated_changes_within_bound(void **state)
     free(out);
 }
 
+
+/* ---- two-phase hand-over (recon_handover_filter) ---------------------- */
+
+/* Runs recon_run and the hand-over filter with the last n_phantoms rows of
+ * in->holders as phantoms. */
+static size_t run_handover(const struct recon_input *in, size_t n_phantoms,
+                           struct recon_change *out, size_t cap)
+{
+    size_t n = run(in, out, cap);
+    recon_handover_filter(in, in->holders + in->n_holders - n_phantoms,
+                          n_phantoms, out, &n);
+    return n;
+}
+
+/* A crash loop moves the role in two steps: the release first, the
+ * replacement only once the released process is gone. */
+static void test_recon_handover_crash_loop_moves_in_two_steps(void **state)
+{
+    struct recon_role roles[] = {{"a", 1}};
+    struct recon_node nodes[] = {ALIVE(1, 0), ALIVE(2, 0)};
+    struct recon_crash crashes[] = {{"a", 1}};
+    struct recon_holder held[] = {{"a", 1}};
+    struct recon_change out[8];
+    size_t n;
+
+    (void)state;
+    /* Without the filter: release from 1 and assign to 2 at once. */
+    struct recon_input in = IN(roles, held, nodes, crashes);
+    n = run(&in, out, 8);
+    assert_int_equal(n, 2);
+    /* With it: only the release. */
+    n = run_handover(&in, 0, out, 8);
+    assert_int_equal(n, 1);
+    expect(&out[0], RECON_RELEASE, RECON_R_CRASH_LOOP, "a", 1);
+    /* Released in the table, the process still stops on node 1: a phantom
+     * row. Nothing happens, not even a release of the phantom. */
+    n = run_handover(&in, 1, out, 8);
+    assert_int_equal(n, 0);
+    /* Gone: node 2 gets the role (node 1 still reports the crash loop it
+     * had with it, so it comes last). */
+    in.n_holders = 0;
+    n = run_handover(&in, 0, out, 8);
+    assert_int_equal(n, 1);
+    expect(&out[0], RECON_ASSIGN, RECON_R_BELOW_COUNT, "a", 2);
+}
+
+/* A count lowered and raised again: the stopping process counts until it
+ * is gone, and no real holder is released in its place. */
+static void test_recon_handover_phantom_counts(void **state)
+{
+    struct recon_role roles[] = {{"a", 2}};
+    struct recon_node nodes[] = {ALIVE(1, 5), ALIVE(2, 0), ALIVE(3, 0)};
+    /* 1 holds a in the table; 2 still stops the a it was released from. */
+    struct recon_holder held[] = {{"a", 1}, {"a", 2}};
+    struct recon_change out[8];
+    size_t n;
+
+    (void)state;
+    struct recon_input in = IN(roles, held, nodes, no_crashes);
+    in.n_crashes = 0;
+    n = run_handover(&in, 1, out, 8);
+    assert_int_equal(n, 0); /* 2 of 2: node 3 waits */
+    /* The count drops to 1: recon_run would release the busier real
+     * holder (node 1); the filter waits for the phantom to go. */
+    roles[0].instances = 1;
+    n = run(&in, out, 8);
+    assert_int_equal(n, 1);
+    expect(&out[0], RECON_RELEASE, RECON_R_OVER_COUNT, "a", 1);
+    n = run_handover(&in, 1, out, 8);
+    assert_int_equal(n, 0);
+}
+
+/* Releases from failed or left nodes are not two-phase: fencing (or the
+ * goodbye) already says the process is gone, so the replacement is
+ * assigned in the same run. */
+static void test_recon_handover_failed_node_replaced_at_once(void **state)
+{
+    struct recon_role roles[] = {{"a", 1}};
+    struct recon_node nodes[] = {
+        NODE(1, MEMBER_FAILED, RECON_NODE_ACTIVE, NOW - 1), ALIVE(2, 0)};
+    struct recon_holder held[] = {{"a", 1}};
+    struct recon_change out[8];
+
+    (void)state;
+    struct recon_input in = IN(roles, held, nodes, no_crashes);
+    in.n_crashes = 0;
+    size_t n = run_handover(&in, 0, out, 8);
+    assert_int_equal(n, 2);
+    expect(&out[0], RECON_RELEASE, RECON_R_FAILED_FENCED, "a", 1);
+    expect(&out[1], RECON_ASSIGN, RECON_R_BELOW_COUNT, "a", 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1034,6 +1126,9 @@ int main(void)
         cmocka_unit_test(test_recon_run_small_buffer_reports_needed),
         cmocka_unit_test(test_recon_run_rejects_bad_input),
         cmocka_unit_test(test_recon_strings_cover_every_value),
+        cmocka_unit_test(test_recon_handover_crash_loop_moves_in_two_steps),
+        cmocka_unit_test(test_recon_handover_phantom_counts),
+        cmocka_unit_test(test_recon_handover_failed_node_replaced_at_once),
         cmocka_unit_test(test_recon_run_generated_invariants_hold),
         cmocka_unit_test(test_recon_run_generated_order_independent),
         cmocka_unit_test(test_recon_run_generated_changes_within_bound),
