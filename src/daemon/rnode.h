@@ -94,7 +94,8 @@ bool rnode_has_state(const char *dir);
 int rnode_start(struct rnode *rn, bool bootstrap, char *err, size_t errlen);
 
 /* Majority-loss recovery: restarts Raft with a configuration in which
- * this node is the only voter (others become spares), keeping its log.
+ * this node is the only voter (the other servers are dropped from the
+ * configuration; the leader adds the live ones back), keeping its log.
  * Only sound when the other voters are gone for good (docs). Returns 0 or
  * a negative code with the reason in err. */
 int rnode_recover_alone(struct rnode *rn, char *err, size_t errlen);

@@ -49,7 +49,9 @@
 #define RM_DRAIN_DEFAULT_S 300
 #define RM_EPOCH_WAIT_MS 1500
 #define RM_NODE_PUT_RETRY_MS 10000 /* after the table refused a node_put */
-#define RM_CRASH_MEMORY_MS 300000  /* a crash loop moved away is remembered */ /* restored state waits this for a leader */
+#define RM_CRASH_MEMORY_MS 300000  /* a crash loop moved away is remembered */
+#define RM_PRUNE_MS 10000          /* forget what peers said once forgotten */
+#define RM_RAFT_RETRY_MS 5000      /* after Raft failed to start */ /* restored state waits this for a leader */
 
 enum rm_drain_state { DRAIN_NONE = 0, DRAIN_DRAINING, DRAIN_DRAINED, DRAIN_FAILED };
 static const char *const rm_drain_names[] = {"none", "draining", "drained",
@@ -69,6 +71,7 @@ struct rm_peer {
     uint64_t epoch;    /* the recovery epoch it reports, 0 = none */
     monotime_t put_refused_at; /* the table refused its node_put then */
     char **run;        /* roles whose process lives there (any state) */
+    bool fenced;       /* it says it may not run roles now */
     size_t n_run;
 };
 
@@ -114,6 +117,8 @@ struct rolemgr {
     monotime_t start_since, start_until;
     uint64_t epoch; /* recovery epoch of our Raft state, 0 = never */
     bool raft_id_kept; /* data_dir/raft_id written for this id */
+    monotime_t prune_at; /* next rm_prune_peers */
+    monotime_t raft_retry_at; /* Raft failed to start: try again then */
     bool rejoining; /* on_rejoin_fresh called */
     char rejoin_reason[256];
     uv_timer_t tick;
@@ -177,6 +182,7 @@ static void rm_tick(uv_timer_t *t);
 static void rm_sync_roles(struct rolemgr *rm);
 static void rm_start_pending_tick(struct rolemgr *rm, monotime_t now);
 static void rm_adopt_epoch(struct rolemgr *rm);
+static void rm_raft_begin(struct rolemgr *rm, bool founder, bool has_state);
 static void rm_push_node_state(struct rolemgr *rm, enum table_node_state st);
 
 /* --- small helpers --------------------------------------------------------- */
@@ -1231,6 +1237,13 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
                    : tn->state == TABLE_NODE_ACTIVE   ? RECON_NODE_ACTIVE
                    : tn->state == TABLE_NODE_DRAINING ? RECON_NODE_DRAINING
                                                       : RECON_NODE_LEFT;
+        /* A node that is fenced (its Raft not running or not caught up,
+         * its lease lost) would not run what it gets: not eligible for new
+         * roles until it says otherwise in its heartbeats. */
+        const struct rm_peer *pp = v.self ? NULL : rm_peer(rm, v.id, false);
+        bool fenced = v.self ? rm->fenced : pp == NULL || pp->fenced;
+        if (x->state == RECON_NODE_ACTIVE && fenced)
+            x->state = RECON_NODE_DRAINING;
         x->score = (double)table_node_roles(t, v.id, NULL, 0);
         x->fence_at = lease_fence_at(v.last_heard, rm->cfg->lease_ms,
                                      rm->cfg->lease_margin_ms,
@@ -1558,6 +1571,23 @@ void rolemgr_shutdown(struct rolemgr *rm, void (*done)(void *ctx), void *ctx)
 
 /* --- the tick -------------------------------------------------------------- */
 
+/* Drops what the membership no longer knows (reaped or forgotten ids), so
+ * the peer list does not grow with every id Spot churn brings. */
+static void rm_prune_peers(struct rolemgr *rm)
+{
+    for (size_t i = 0; i < rm->n_peers;) {
+        struct cluster_member_view v;
+        struct rm_peer *p = &rm->peers[i];
+        if (cluster_member_get(rm->cluster, p->id, &v) == 0) {
+            i++;
+            continue;
+        }
+        rm_strv_free(p->crash, p->n_crash);
+        rm_strv_free(p->run, p->n_run);
+        rm->peers[i] = rm->peers[--rm->n_peers];
+    }
+}
+
 static void rm_tick(uv_timer_t *t)
 {
     struct rolemgr *rm = t->data;
@@ -1566,6 +1596,15 @@ static void rm_tick(uv_timer_t *t)
         return;
     if (rm->start_pending)
         rm_start_pending_tick(rm, now);
+    if (!rm->raft_started && rm->raft_retry_at != 0 &&
+        now >= rm->raft_retry_at) {
+        rm->raft_retry_at = 0;
+        rm_raft_begin(rm, rm->start_founder, rnode_has_state(rm->raft_dir));
+    }
+    if (now >= rm->prune_at) {
+        rm_prune_peers(rm);
+        rm->prune_at = now + RM_PRUNE_MS;
+    }
     if (rm->raft_started && !rm_is_leader(rm))
         rm_adopt_epoch(rm);
     if (rm->raft_started && !rm->raft_id_kept &&
@@ -1659,9 +1698,16 @@ static void rm_raft_begin(struct rolemgr *rm, bool founder, bool has_state)
         return;
     }
     if (rc < 0) {
-        log_error("raft_start_failed", "reason=\"%s\" retry=none", err);
+        /* The port may be taken for a while (a restart racing its
+         * predecessor's socket): try again, so the node does not stay out
+         * of Raft for good. */
+        log_error("raft_start_failed", "reason=\"%s\" retry_ms=%u", err,
+                  RM_RAFT_RETRY_MS);
+        rm->start_founder = founder;
+        rm->raft_retry_at = monotime_now() + RM_RAFT_RETRY_MS;
         return;
     }
+    rm->raft_retry_at = 0;
     rm->raft_started = true;
     log_info("raft_start",
              "dir=%s port=%u bootstrap=%s state=%s", rm->raft_dir,
@@ -1824,6 +1870,7 @@ struct json_object *rolemgr_heartbeat_app(struct rolemgr *rm)
             json_object_array_add(run, json_object_new_string(info.name));
     }
     json_object_object_add(o, "run", run);
+    json_object_object_add(o, "fenced", json_object_new_boolean(rm->fenced));
     return o;
 }
 
@@ -1871,6 +1918,11 @@ void rolemgr_on_member_app(struct rolemgr *rm, uint64_t id,
     }
     rm_app_names(app, "crash", &p->crash, &p->n_crash);
     rm_app_names(app, "run", &p->run, &p->n_run);
+    /* Absent or not a boolean: fenced (an older or broken sender gets no
+     * new roles rather than roles it may not run). */
+    p->fenced = !json_object_object_get_ex(app, "fenced", &v) ||
+                !json_object_is_type(v, json_type_boolean) ||
+                json_object_get_boolean(v);
 }
 
 void rolemgr_on_app(struct rolemgr *rm, uint64_t from, struct json_object *m)
