@@ -509,6 +509,18 @@ static int client_field_bool(struct json_object *o, const char *key, int *dst,
     return 0;
 }
 
+/* *out = calloc'd room for n elements of size (at least one, so an empty
+ * result is not NULL). Returns 0, or BT_ENOMEM with the error set. */
+static int client_calloc(struct bt_client *c, size_t n, size_t size,
+                         void **out)
+{
+    *out = calloc(n > 0 ? n : 1, size);
+    if (*out != NULL)
+        return 0;
+    client_set_error(c, "out of memory");
+    return BT_ENOMEM;
+}
+
 /* Optional field of JSON type want (object or array): *dst is NULL when
  * absent (or JSON null); BT_EPROTO when present with another type. */
 static int client_field_typed(struct json_object *o, const char *key,
@@ -989,12 +1001,8 @@ BT_API int bt_nodes(struct bt_client *c, int flags, struct bt_node **nodes,
         goto bad;
     }
     len = json_object_array_length(r);
-    arr = calloc(len > 0 ? len : 1, sizeof(*arr));
-    if (arr == NULL) {
-        client_set_error(c, "out of memory");
-        rc = BT_ENOMEM;
+    if ((rc = client_calloc(c, len, sizeof(*arr), (void **)&arr)) < 0)
         goto out;
-    }
     for (size_t i = 0; i < len; i++) {
         struct json_object *o = json_object_array_get_idx(r, i);
         struct bt_node *nd = &arr[n];
@@ -1245,12 +1253,8 @@ BT_API int bt_whois(struct bt_client *c, const char *role,
         goto bad;
     }
     len = json_object_array_length(arr);
-    out = calloc(len > 0 ? len : 1, sizeof(*out));
-    if (out == NULL) {
-        client_set_error(c, "out of memory");
-        rc = BT_ENOMEM;
+    if ((rc = client_calloc(c, len, sizeof(*out), (void **)&out)) < 0)
         goto out;
-    }
     for (size_t i = 0; i < len; i++) {
         struct json_object *o = json_object_array_get_idx(arr, i);
         struct bt_holder *h = &out[i];

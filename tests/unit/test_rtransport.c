@@ -226,6 +226,16 @@ static bool server_got_all(void *arg)
     return ((struct side *)arg)->gotlen >= 10;
 }
 
+/* Node 7 listening on PORT_SERVER and node 8 on PORT_CLIENT, both with
+ * the secret. */
+static void pair_init(uv_loop_t *loop, struct side *srv, struct side *cli)
+{
+    uv_loop_init(loop);
+    side_init(srv, loop, 7, PORT_SERVER, secret, 2000);
+    side_init(cli, loop, 8, PORT_CLIENT, secret, 2000);
+    assert_int_equal(srv->t.listen(&srv->t, side_on_accept), 0);
+}
+
 static void test_rtransport_connect_hands_over_without_losing_bytes(void **st)
 {
     (void)st;
@@ -233,10 +243,7 @@ static void test_rtransport_connect_hands_over_without_losing_bytes(void **st)
     struct side srv, cli;
     struct dial d;
     struct rtransport_stats s;
-    uv_loop_init(&loop);
-    side_init(&srv, &loop, 7, PORT_SERVER, secret, 2000);
-    side_init(&cli, &loop, 8, PORT_CLIENT, secret, 2000);
-    assert_int_equal(srv.t.listen(&srv.t, side_on_accept), 0);
+    pair_init(&loop, &srv, &cli);
 
     dial(&cli, &d, 7, PORT_SERVER);
     assert_true(run_until(&loop, dial_done, &d, 3000));
@@ -278,10 +285,7 @@ static void test_rtransport_connect_wrong_id_refused(void **st)
     struct side srv, cli;
     struct dial d;
     struct rtransport_stats s;
-    uv_loop_init(&loop);
-    side_init(&srv, &loop, 7, PORT_SERVER, secret, 2000);
-    side_init(&cli, &loop, 8, PORT_CLIENT, secret, 2000);
-    assert_int_equal(srv.t.listen(&srv.t, side_on_accept), 0);
+    pair_init(&loop, &srv, &cli);
 
     /* Node 9 was at this address; node 7 lives there now. */
     dial(&cli, &d, 9, PORT_SERVER);
