@@ -329,14 +329,24 @@ static void daemon_raise_nofile(void)
     }
 }
 
+static struct config *daemon_cfg;
+
+static void daemon_free_cfg(void)
+{
+    if (daemon_cfg != NULL)
+        config_free(daemon_cfg);
+}
+
 int main(int argc, char **argv)
 {
-    struct daemon d;
+    static struct daemon d; /* static: daemon_free_cfg runs after main */
     struct config_cli cli;
     char err[512], a[16], id[MSG_ID_LEN + 1];
     int rc;
 
     memset(&d, 0, sizeof(d));
+    daemon_cfg = &d.cfg;
+    atexit(daemon_free_cfg); /* on every way out of main */
     d.argc = argc;
     d.argv = argv;
     log_init("beethovend", LOG_LVL_INFO);
