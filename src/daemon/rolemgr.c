@@ -2154,6 +2154,8 @@ void rolemgr_status(struct rolemgr *rm, struct json_object *st)
         r, "state",
         json_object_new_string(rm->raft_started
                                    ? rnode_state_str(rnode_state(rm->rn))
+                               : rm->start_pending || rm->raft_retry_at
+                                   ? "starting"
                                    : "off"));
     json_object_object_add(r, "term",
                            json_object_new_int64((int64_t)rnode_term(rm->rn)));
