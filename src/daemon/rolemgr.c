@@ -47,11 +47,11 @@
 #define RM_SHUTDOWN_RELEASE_MS 2000
 #define RM_TRANSFER_WAIT_MS 1500
 #define RM_DRAIN_DEFAULT_S 300
-#define RM_EPOCH_WAIT_MS 1500
+#define RM_EPOCH_WAIT_MS 1500      /* restored state waits this for a leader */
 #define RM_NODE_PUT_RETRY_MS 10000 /* after the table refused a node_put */
 #define RM_CRASH_MEMORY_MS 300000  /* a crash loop moved away is remembered */
 #define RM_PRUNE_MS 10000          /* forget what peers said once forgotten */
-#define RM_RAFT_RETRY_MS 5000      /* after Raft failed to start */ /* restored state waits this for a leader */
+#define RM_RAFT_RETRY_MS 5000      /* after Raft failed to start */
 
 enum rm_drain_state { DRAIN_NONE = 0, DRAIN_DRAINING, DRAIN_DRAINED, DRAIN_FAILED };
 static const char *const rm_drain_names[] = {"none", "draining", "drained",
