@@ -11,10 +11,12 @@
  * sockets or locks.
  *
  * How it works (W = this wrapper, whose pid the daemon knows):
- *  1. Block the signals W acts on (HUP INT QUIT TERM USR1 USR2 CHLD) and
- *     read them with sigwaitinfo(): no handlers, no races.
- *  2. prctl(PR_SET_PDEATHSIG, SIGTERM), then check getppid() == PID: if the
- *     daemon died before the prctl took effect, exit 125 and start nothing.
+ *  1. Block the signals W acts on (HUP INT QUIT TERM USR1 USR2 CHLD and the
+ *     death signal below) and read them with sigwaitinfo(): no handlers, no
+ *     races.
+ *  2. prctl(PR_SET_PDEATHSIG, SIGRTMIN+1), then check getppid() == PID: if
+ *     the daemon died before the prctl took effect, exit 125 and start
+ *     nothing.
  *  3. Build the role's process group with id = W's pid: setpgid(0, 0) makes
  *     W the leader of a new group, fork the role into it, then W moves back
  *     to the daemon's group. The group (id W) now holds only the role and
@@ -25,8 +27,9 @@
  *     is SIGKILLed), restores the default signal mask and execs COMMAND
  *     (exit 127 if not found, 126 if it cannot be run).
  *  5. W waits for signals:
- *     - its parent changed (the daemon died: the pdeath signal, or any
- *       signal that finds getppid() != PID): SIGKILL the group, exit 125;
+ *     - the daemon died (the pdeath signal, which may come while getppid()
+ *       still names the dying daemon, or any signal that finds getppid() !=
+ *       PID): SIGKILL the group, exit 125;
  *     - HUP INT QUIT TERM USR1 USR2 sent to W: forwarded to the group, so
  *       `kill <wrapper pid>` behaves like signalling the role;
  *     - CHLD: when the role's first process has exited, SIGKILL whatever is
@@ -50,6 +53,11 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* The parent-death signal: one nobody else sends, so that its arrival
+ * alone means the daemon died (a forwarded SIGTERM would give a role that
+ * ignores it the chance to outlive the daemon). */
+#define EXEC_PDEATH_SIG (SIGRTMIN + 1)
 
 #define EXEC_EXIT_SELF 125
 #define EXEC_EXIT_NOEXEC 126
@@ -123,12 +131,14 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGUSR2);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, EXEC_PDEATH_SIG);
     signal(SIGCHLD, SIG_DFL); /* SIG_IGN would reap behind our back */
     sigprocmask(SIG_BLOCK, &set, &orig);
     close_range(3, ~0u, 0); /* best effort: ENOSYS on old kernels */
 
     /* 2. Die with the daemon, and make sure it has not died already. */
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != (pid_t)parent)
+    if (prctl(PR_SET_PDEATHSIG, EXEC_PDEATH_SIG) != 0 ||
+        getppid() != (pid_t)parent)
         return EXEC_EXIT_SELF;
 
     /* 3. The role's group, with our pid as its id. */
@@ -159,7 +169,11 @@ int main(int argc, char **argv)
         int sig = sigwaitinfo(&set, &si);
         if (sig < 0)
             continue; /* EINTR from a stop/continue */
-        if (getppid() != (pid_t)parent) {
+        /* The death signal comes when the daemon's thread that started us
+         * dies, which can be before we are reparented (getppid() still
+         * names the daemon while its other threads go down): it alone is
+         * enough. Any other signal after the daemon is gone is too. */
+        if (sig == EXEC_PDEATH_SIG || getppid() != (pid_t)parent) {
             exec_kill_group(pgid);
             return EXEC_EXIT_SELF;
         }

@@ -93,6 +93,8 @@ def main(argv):
         if opts["ignore_term"]:
             log.write("term")
             return
+        # One stop line, even if a second SIGTERM comes while writing it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         log.write("stop")
         os._exit(0)
 

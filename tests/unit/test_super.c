@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1339,6 +1340,64 @@ static void test_super_exec_parent_gone_runs_nothing(void **state)
     assert_int_equal(wait_status(w), 125);
 }
 
+struct spawner {
+    struct fx *f;
+    const char *script;
+    volatile pid_t w;
+    volatile int release; /* set by the test: the thread may exit now */
+};
+
+static void *spawner_main(void *arg)
+{
+    struct spawner *sp = arg;
+    char ppid[24];
+    snprintf(ppid, sizeof(ppid), "%ld", (long)getpid());
+    fflush(NULL);
+    sp->w = fork();
+    if (sp->w == 0) {
+        setenv("DIR", sp->f->dir, 1);
+        execl(BT_ROLE_EXEC_PATH, BT_ROLE_EXEC_PATH, "--parent", ppid, "--",
+              "/bin/sh", "-c", sp->script, (char *)NULL);
+        _exit(99);
+    }
+    while (!sp->release) /* until the wrapper has armed its signal */
+        usleep(1000);
+    return NULL;
+}
+
+/* The parent-death signal comes when the daemon's thread that started the
+ * wrapper dies, which can be while the wrapper's parent is still the
+ * (dying) daemon. The wrapper must then kill the role at once, not forward
+ * a SIGTERM that a role may ignore: here the thread that started it exits
+ * while the process lives on, and the role ignores SIGTERM. */
+static void test_super_exec_death_signal_alone_kills(void **state)
+{
+    struct fx *f = *state;
+    struct spawner sp = {f,
+                         "trap '' TERM; echo $$ > \"$DIR/d.tmp\"; "
+                         "mv \"$DIR/d.tmp\" \"$DIR/d\"; "
+                         "while :; do sleep 0.05; done",
+                         -1, 0};
+    pthread_t th;
+    monotime_t dl = monotime_now() + 5000;
+    pid_t role;
+
+    /* The thread must outlive the role's start (the wrapper arms its signal
+     * before it starts the role), then it exits. */
+    assert_int_equal(pthread_create(&th, NULL, spawner_main, &sp), 0);
+    while (sp.w <= 0 && monotime_now() < dl)
+        sleep_ms(1);
+    assert_true(sp.w > 0);
+    track(f, sp.w);
+    while (!file_exists(f, "d") && monotime_now() < dl)
+        sleep_ms(5);
+    assert_int_equal(read_pids(f, "d", &role, 1), 1);
+    sp.release = 1;
+    assert_int_equal(pthread_join(th, NULL), 0); /* the thread is gone */
+    assert_true(wait_gone(&role, 1, 1000) >= 0);
+    assert_int_equal(wait_status(sp.w), 125);
+}
+
 int main(void)
 {
     log_init("test_super", LOG_LVL_INFO);
@@ -1372,6 +1431,7 @@ int main(void)
         T(test_super_daemon_kill9_kills_role_tree),
         T(test_super_exec_forwards_signal_and_status),
         T(test_super_exec_parent_gone_runs_nothing),
+        T(test_super_exec_death_signal_alone_kills),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
