@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The role manager (see rolemgr.h).
+/* The role manager (see rolemgr.h): Raft start and stored state, the
+ * outbox, the lease, the roles here, drain, shutdown, reload. The leader's
+ * work is in roleleader.c, the control socket's view in rolectl.c; the
+ * shared state in rolemgr_int.h.
  *
  * Everything is driven by one 50 ms tick plus the Raft and supervisor
  * callbacks; each tick compares wanted with actual state and issues what
@@ -15,13 +18,12 @@
  * for lease_ms the node stops its roles (fence_grace_ms between SIGTERM
  * and SIGKILL) and starts them again only once it is back in touch and has
  * applied the leader's commit index. */
-#include "rolemgr.h"
+#include "rolemgr_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +31,6 @@
 #include <unistd.h>
 
 #include "beethoven/error.h"
-#include "auth.h"
 #include "cidr.h"
 #include "lease.h"
 #include "log.h"
@@ -39,144 +40,8 @@
 #include "super.h"
 #include "table.h"
 
-#define RM_TICK_MS CONFIG_LEASE_CHECK_MS /* the lease check period */
-#define RM_FWD_TIMEOUT_MS 3000   /* a forwarded write without reply */
-#define RM_RETRY_MS 200          /* before resending a failed write */
-#define RM_CHANGE_RETRY_MS 2000  /* after a failed membership change */
-#define RM_MAX_SERVERS 512       /* Raft configuration entries we read */
-#define RM_SHUTDOWN_RELEASE_MS 2000
-#define RM_TRANSFER_WAIT_MS 1500
-#define RM_DRAIN_DEFAULT_S 300
-#define RM_EPOCH_WAIT_MS 1500      /* restored state waits this for a leader */
-#define RM_NODE_PUT_RETRY_MS 10000 /* after the table refused a node_put */
-#define RM_CRASH_MEMORY_MS 300000  /* a crash loop moved away is remembered */
-#define RM_PRUNE_MS 10000          /* forget what peers said once forgotten */
-#define RM_RAFT_RETRY_MS 5000      /* after Raft failed to start */
-
-enum rm_drain_state { DRAIN_NONE = 0, DRAIN_DRAINING, DRAIN_DRAINED, DRAIN_FAILED };
-static const char *const rm_drain_names[] = {"none", "draining", "drained",
-                                             "failed"};
-
-/* What a peer tells us in its heartbeats. */
-struct rm_peer {
-    uint64_t id;
-    uint16_t raft_port;
-    char zone[TABLE_ZONE_MAX + 1];
-    char **crash; /* roles crash-looping there */
-    size_t n_crash;
-    bool leader;       /* it said it leads (term below) */
-    uint64_t term;
-    uint64_t commit;   /* its commit index when it said so */
-    monotime_t commit_at;
-    uint64_t epoch;    /* the recovery epoch it reports, 0 = none */
-    monotime_t put_refused_at; /* the table refused its node_put then */
-    char **run;        /* roles whose process lives there (any state) */
-    bool fenced;       /* it says it may not run roles now */
-    size_t n_run;
-};
-
-/* One write waiting in the outbox. */
-struct rm_out {
-    uint8_t *buf;
-    size_t len;
-    char what[96]; /* for logs: "release role=web" */
-    void (*done)(struct rolemgr *rm, int status, const struct table_result *r);
-    struct rm_out *next;
-};
-
-/* A role this node started, and the definition revision it runs. */
-struct rm_run {
-    char name[TABLE_NAME_MAX + 1];
-    uint64_t revision; /* table revision of the definition it runs */
-    uint64_t process;  /* rm_process_print() of that definition */
-};
-
-struct rm_step {
-    const char *step;
-    uint64_t elapsed_ms;
-};
-
-struct rolemgr {
-    uv_loop_t *loop;
-    const struct config *cfg;
-    struct config *owned_cfg; /* from rolemgr_reload */
-    struct cluster *cluster;
-    struct rolemgr_hooks hooks;
-    uint64_t id;
-    char raft_dir[CONFIG_PATH_MAX + 16];
-    uint64_t stored_cluster; /* cluster id of the Raft state, 0 = none */
-
-    struct table table;
-    struct rnode *rn;
-    struct super *sup;
-    bool raft_started;
-    /* Raft state restored from disk waits for a leader's recovery epoch
-     * before it starts (rm_start_pending_tick). */
-    bool start_pending;
-    bool start_founder;
-    monotime_t start_since, start_until;
-    uint64_t epoch; /* recovery epoch of our Raft state, 0 = never */
-    bool raft_id_kept; /* data_dir/raft_id written for this id */
-    monotime_t prune_at; /* next rm_prune_peers */
-    monotime_t raft_retry_at; /* Raft failed to start: try again then */
-    bool rejoining; /* on_rejoin_fresh called */
-    char rejoin_reason[256];
-    uv_timer_t tick;
-
-    struct rm_peer *peers;
-    size_t n_peers, cap_peers;
-
-    /* outbox */
-    struct rm_out *out_head, *out_tail;
-    bool out_busy;
-    uint64_t out_req, out_to; /* forwarded to out_to (0: applied here) */
-    monotime_t out_deadline, out_retry_at;
-    uint64_t fwd_seq;
-
-    /* leader */
-    uint64_t barrier_term; /* barrier issued in this term */
-    uint64_t ready_term;   /* barrier done: may act in this term */
-    monotime_t office_at;  /* when ready_term began */
-    unsigned leader_inflight;
-    monotime_t change_retry_at;
-
-    /* lease and fencing */
-    bool fenced;     /* roles must not run */
-    monotime_t fenced_at, regained_at;
-    monotime_t contact; /* last lease renewal (our clock) */
-    bool lease_valid;
-
-    /* roles here */
-    struct rm_run *runs;
-    size_t n_runs, cap_runs;
-    char **crash; /* our crash-looping roles */
-    monotime_t *crash_forget; /* per crash entry: forget then (0: held) */
-    size_t n_crash;
-    bool proposed;         /* startup role definitions proposed */
-    uint64_t conflict_rev; /* table revision conflicts were checked at */
-    uint64_t *conflict_seen; /* per cfg role: the committed revision whose
-                                conflict was reported, 0 if none */
-    struct link_noted raft_noted[LINK_NOTED_MAX]; /* Raft transport
-                                                     complaints, per source */
-
-    /* drain */
-    enum rm_drain_state drain;
-    monotime_t drain_started, drain_deadline;
-    struct rm_step steps[8];
-    size_t n_steps;
-    char drain_error[128];
-    bool drain_stopping, drain_stopped;
-
-    /* shutdown */
-    bool stopping;
-    int stop_phase; /* 0 none, 1 roles, 2 release, 3 transfer, 4 done */
-    monotime_t stop_deadline;
-    void (*stop_done)(void *ctx);
-    void *stop_ctx;
-    void (*free_done)(void *ctx);
-    void *free_ctx;
-    unsigned closing; /* handles still closing in rolemgr_free */
-};
+const char *const rm_drain_names[] = {"none", "draining", "drained",
+                                     "failed"};
 
 static void rm_tick(uv_timer_t *t);
 static void rm_sync_roles(struct rolemgr *rm);
@@ -203,7 +68,7 @@ static void rm_emit(struct rolemgr *rm, const char *kind, const char *what,
     rm->hooks.on_event(rm->hooks.ctx, ev);
 }
 
-static struct rm_peer *rm_peer(struct rolemgr *rm, uint64_t id, bool create)
+struct rm_peer *rm_peer(struct rolemgr *rm, uint64_t id, bool create)
 {
     for (size_t i = 0; i < rm->n_peers; i++)
         if (rm->peers[i].id == id)
@@ -231,7 +96,7 @@ static void rm_strv_free(char **v, size_t n)
  * the membership layer has that node failed or gone (a standby never
  * campaigns, so libraft would name a dead leader to it forever). 0 when
  * none is known. */
-static uint64_t rm_leader(const struct rolemgr *rm)
+uint64_t rm_leader(const struct rolemgr *rm)
 {
     uint64_t id = rnode_leader(rm->rn);
     struct cluster_member_view v;
@@ -243,13 +108,13 @@ static uint64_t rm_leader(const struct rolemgr *rm)
     return id;
 }
 
-static bool rm_is_leader(const struct rolemgr *rm)
+bool rm_is_leader(const struct rolemgr *rm)
 {
     return rnode_state(rm->rn) == RNODE_LEADER;
 }
 
 /* The leader after its barrier: may read the table and act on it. */
-static bool rm_leader_ready(const struct rolemgr *rm)
+bool rm_leader_ready(const struct rolemgr *rm)
 {
     return rm_is_leader(rm) && rm->ready_term == rnode_term(rm->rn) &&
            rm->ready_term != 0;
@@ -276,7 +141,7 @@ static uint64_t rm_read_id_file(const char *dir, const char *name)
     return id;
 }
 
-static int rm_write_id_file(const char *dir, const char *name, uint64_t id)
+int rm_write_id_file(const char *dir, const char *name, uint64_t id)
 {
     char path[CONFIG_PATH_MAX + 64], tmp[CONFIG_PATH_MAX + 64];
     char hex[MSG_ID_LEN + 1];
@@ -883,457 +748,6 @@ static void rm_check_definitions(struct rolemgr *rm)
     rm->conflict_rev = rev;
 }
 
-/* --- the leader ------------------------------------------------------------ */
-
-static void rm_barrier_done(void *arg, int status)
-{
-    struct rolemgr *rm = arg;
-    if (status == 0 && rm_is_leader(rm) &&
-        rm->barrier_term == rnode_term(rm->rn)) {
-        rm->ready_term = rm->barrier_term;
-        rm->office_at = monotime_now();
-        log_info("raft_leader_ready",
-                 "term=%" PRIu64 " applied=%" PRIu64 " roles=%zu nodes=%zu",
-                 rm->ready_term, rnode_applied_index(rm->rn),
-                 table_role_count(&rm->table), table_node_count(&rm->table));
-    } else {
-        rm->barrier_term = 0; /* try again on the next tick */
-    }
-}
-
-static void rm_leader_applied(void *arg, int status,
-                              const struct table_result *r)
-{
-    struct rolemgr *rm = arg;
-    if (rm->leader_inflight > 0)
-        rm->leader_inflight--;
-    if (status == 0 && r != NULL && r->op == TABLE_OP_NODE_PUT &&
-        r->status != TABLE_OK && r->status != TABLE_UNCHANGED) {
-        /* Not again every tick: that would hold up the reconciler. */
-        struct rm_peer *p = rm_peer(rm, r->node, true);
-        p->put_refused_at = monotime_now();
-        log_warn("table_write_refused", "op=node_put node=%016llx "
-                 "status=%s reason=\"%s\" retry_ms=%u",
-                 (unsigned long long)r->node, table_status_str(r->status),
-                 r->reason, RM_NODE_PUT_RETRY_MS);
-    }
-}
-
-static void rm_leader_apply(struct rolemgr *rm, const struct table_cmd *cmd)
-{
-    uint8_t *buf;
-    size_t len;
-    char err[160];
-    if (table_cmd_encode(cmd, &buf, &len, err, sizeof(err)) < 0) {
-        log_warn("table_write_invalid", "op=%s reason=\"%s\"",
-                 table_op_str(cmd->op), err);
-        return;
-    }
-    if (rnode_apply(rm->rn, buf, len, rm_leader_applied, rm) == 0)
-        rm->leader_inflight++;
-    free(buf);
-}
-
-static bool rm_member_live(enum member_status s)
-{
-    return s == MEMBER_ALIVE || s == MEMBER_SUSPECT || s == MEMBER_DRAINING;
-}
-
-static bool rm_node_holds(const struct rolemgr *rm, uint64_t id)
-{
-    for (size_t i = 0; i < table_role_count(&rm->table); i++)
-        if (table_role_holder(table_role_at(&rm->table, i), id) != NULL)
-            return true;
-    return false;
-}
-
-/* Node records of ids the membership no longer knows (reaped after
- * member_reap_s, or gone before this leader took office): once they hold
- * nothing and the leader has been in office a full fencing lease (so its
- * member list is complete), they become left, then are deleted, so that
- * Spot churn never fills the table. */
-static void rm_leader_forget_nodes(struct rolemgr *rm, monotime_t now)
-{
-    monotime_t settled = lease_fence_at(rm->office_at, rm->cfg->lease_ms,
-                                        rm->cfg->lease_margin_ms,
-                                        rm->cfg->clock_drift_ppm);
-    if (now < settled)
-        return;
-    for (size_t i = 0; i < table_node_count(&rm->table); i++) {
-        const struct table_node *tn = table_node_at(&rm->table, i);
-        struct cluster_member_view v;
-        if (tn->id == rm->id || cluster_member_get(rm->cluster, tn->id, &v) == 0)
-            continue;
-        struct table_cmd cmd = {.op = TABLE_OP_NODE_DEL};
-        if (tn->state != TABLE_NODE_LEFT) {
-            if (rm_node_holds(rm, tn->id))
-                continue; /* the reconciler releases them first */
-            cmd.op = TABLE_OP_NODE_STATE;
-            cmd.u.node_state.id = tn->id;
-            cmd.u.node_state.state = TABLE_NODE_LEFT;
-        } else {
-            cmd.u.node_del.id = tn->id;
-        }
-        rm_leader_apply(rm, &cmd);
-        return; /* one per tick */
-    }
-}
-
-/* Members into the table: new live members as active nodes, members
- * that left as left. A node whose record says left and that is alive
- * again (restarted under the same id) sets itself active once caught up
- * (rm_check_definitions): the leader does not, since a node that is
- * shutting down is still alive for a moment after it wrote left. */
-static void rm_leader_nodes(struct rolemgr *rm, monotime_t now)
-{
-    size_t n = cluster_member_count(rm->cluster);
-    for (size_t i = 0; i < n; i++) {
-        struct cluster_member_view v;
-        cluster_member_at(rm->cluster, i, &v);
-        const struct table_node *tn = table_node_get(&rm->table, v.id);
-        struct rm_peer *p = rm_peer(rm, v.id, false);
-        if (p != NULL && p->put_refused_at != 0 &&
-            now < p->put_refused_at + RM_NODE_PUT_RETRY_MS)
-            continue;
-        if (rm_member_live(v.status) && v.status != MEMBER_SUSPECT &&
-            tn == NULL) {
-            struct table_cmd cmd = {.op = TABLE_OP_NODE_PUT};
-            cmd.u.node_put.id = v.id;
-            cmd.u.node_put.name = v.name;
-            cmd.u.node_put.zone = p != NULL ? p->zone : "";
-            cmd.u.node_put.state = v.status == MEMBER_DRAINING
-                                       ? TABLE_NODE_DRAINING
-                                       : TABLE_NODE_ACTIVE;
-            rm_leader_apply(rm, &cmd);
-        } else if (v.status == MEMBER_LEFT && tn != NULL &&
-                   tn->state != TABLE_NODE_LEFT) {
-            struct table_cmd cmd = {.op = TABLE_OP_NODE_STATE};
-            cmd.u.node_state.id = v.id;
-            cmd.u.node_state.state = TABLE_NODE_LEFT;
-            rm_leader_apply(rm, &cmd);
-        }
-    }
-}
-
-static void rm_change_done(void *arg, int status)
-{
-    struct rolemgr *rm = arg;
-    if (status < 0) {
-        log_info("raft_change_failed", "error=\"%s\" retry_ms=%u",
-                 bt_strerror(status), RM_CHANGE_RETRY_MS);
-        rm->change_retry_at = monotime_now() + RM_CHANGE_RETRY_MS;
-    }
-}
-
-static void rm_change_log(const char *what, uint64_t id, const char *why)
-{
-    char hex[MSG_ID_LEN + 1];
-    msg_id_format(id, hex);
-    log_info("raft_membership", "change=%s node=%s reason=%s", what, hex, why);
-}
-
-/* One Raft configuration change at a time: add members, make them
- * standby, keep the voter count, move votes off failed, draining and
- * departed nodes, drop nodes that left. */
-static void rm_leader_voters(struct rolemgr *rm, monotime_t now)
-{
-    static struct rnode_server sv[RM_MAX_SERVERS];
-    if (rnode_changing(rm->rn) || now < rm->change_retry_at)
-        return;
-    size_t n = rnode_servers(rm->rn, sv, RM_MAX_SERVERS);
-    if (n > RM_MAX_SERVERS)
-        n = RM_MAX_SERVERS;
-    size_t nm = cluster_member_count(rm->cluster);
-    unsigned live = 0;
-    /* 1. add live members Raft does not know */
-    for (size_t i = 0; i < nm; i++) {
-        struct cluster_member_view v;
-        cluster_member_at(rm->cluster, i, &v);
-        if (!rm_member_live(v.status))
-            continue;
-        live++;
-        bool known = false;
-        for (size_t j = 0; j < n; j++)
-            known |= sv[j].id == v.id;
-        struct rm_peer *p = rm_peer(rm, v.id, false);
-        if (known || v.self || p == NULL || p->raft_port == 0 ||
-            v.status != MEMBER_ALIVE)
-            continue;
-        char addr[32], a[16];
-        snprintf(addr, sizeof(addr), "%s:%u", cidr_format_addr(v.addr, a),
-                 p->raft_port);
-        /* A server of another id at that address is its past life (a
-         * re-imaged VM, a node that rejoined under a new id): Raft refuses
-         * two servers on one address, so that one goes first. */
-        for (size_t j = 0; j < n; j++) {
-            if (sv[j].id == rm->id || strcmp(sv[j].address, addr) != 0)
-                continue;
-            if (rnode_remove(rm->rn, sv[j].id, rm_change_done, rm) == 0)
-                rm_change_log("remove", sv[j].id, "address_reused");
-            else
-                rm->change_retry_at = now + RM_CHANGE_RETRY_MS;
-            return;
-        }
-        if (rnode_add(rm->rn, v.id, addr, rm_change_done, rm) == 0)
-            rm_change_log("add", v.id, "new_member");
-        else
-            rm->change_retry_at = now + RM_CHANGE_RETRY_MS;
-        return;
-    }
-    unsigned target = live >= 7 ? 5 : 3;
-    unsigned good_voters = 0;
-    uint64_t bad_voter = 0, spare = 0, extra = 0;
-    const char *bad_why = "";
-    char zones[8][TABLE_ZONE_MAX + 1];
-    unsigned nz = 0;
-    for (size_t j = 0; j < n; j++) {
-        struct cluster_member_view v;
-        bool member = cluster_member_get(rm->cluster, sv[j].id, &v) == 0;
-        bool good = member && (v.status == MEMBER_ALIVE);
-        if (!member || v.status == MEMBER_LEFT) {
-            /* departed: drop it from the configuration (not ourselves) */
-            if (sv[j].id != rm->id) {
-                if (rnode_remove(rm->rn, sv[j].id, rm_change_done, rm) == 0)
-                    rm_change_log("remove", sv[j].id,
-                                  member ? "left" : "forgotten");
-                return;
-            }
-        }
-        if (sv[j].membership == RNODE_VOTER) {
-            if (good) {
-                good_voters++;
-                struct rm_peer *p = rm_peer(rm, sv[j].id, false);
-                const char *z = sv[j].id == rm->id ? "" : p ? p->zone : "";
-                if (z[0] != 0 && nz < 8)
-                    snprintf(zones[nz++], sizeof(zones[0]), "%s", z);
-                if (sv[j].id != rm->id)
-                    extra = sv[j].id;
-            } else if (bad_voter == 0) {
-                bad_voter = sv[j].id;
-                bad_why = v.status == MEMBER_DRAINING ? "draining" : "failed";
-            }
-        } else if (sv[j].membership == RNODE_SPARE && good) {
-            spare = sv[j].id;
-        }
-    }
-    /* 2. spares that are alive become standby (hot copies) */
-    if (spare != 0) {
-        if (rnode_assign(rm->rn, spare, RNODE_STANDBY, rm_change_done, rm) ==
-            0)
-            rm_change_log("standby", spare, "caught_up_copy");
-        return;
-    }
-    /* 3. too few good voters: promote a standby, a new zone first */
-    if (good_voters < target) {
-        uint64_t pick = 0;
-        bool pick_new_zone = false;
-        for (size_t j = 0; j < n; j++) {
-            struct cluster_member_view v;
-            if (sv[j].membership != RNODE_STANDBY ||
-                cluster_member_get(rm->cluster, sv[j].id, &v) < 0 ||
-                v.status != MEMBER_ALIVE)
-                continue;
-            struct rm_peer *p = rm_peer(rm, sv[j].id, false);
-            bool new_zone = p != NULL && p->zone[0] != 0;
-            for (unsigned z = 0; z < nz && new_zone; z++)
-                new_zone = strcmp(zones[z], p->zone) != 0;
-            if (pick == 0 || (new_zone && !pick_new_zone) ||
-                (new_zone == pick_new_zone && sv[j].id < pick)) {
-                pick = sv[j].id;
-                pick_new_zone = new_zone;
-            }
-        }
-        if (pick != 0) {
-            if (rnode_assign(rm->rn, pick, RNODE_VOTER, rm_change_done, rm) ==
-                0)
-                rm_change_log("voter", pick,
-                              bad_voter ? "replace_voter" : "below_target");
-            return;
-        }
-    }
-    /* 4. enough good voters: the bad one gives up its vote */
-    if (bad_voter != 0 && good_voters >= target) {
-        if (rnode_assign(rm->rn, bad_voter, RNODE_STANDBY, rm_change_done,
-                         rm) == 0)
-            rm_change_log("standby", bad_voter, bad_why);
-        return;
-    }
-    /* 5. more good voters than wanted (the cluster shrank) */
-    if (good_voters > target && bad_voter == 0 && extra != 0) {
-        if (rnode_assign(rm->rn, extra, RNODE_STANDBY, rm_change_done, rm) ==
-            0)
-            rm_change_log("standby", extra, "above_target");
-    }
-}
-
-static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
-{
-    const struct table *t = &rm->table;
-    size_t nr = table_role_count(t), nh = 0, nn = 0, nc = 0;
-    for (size_t i = 0; i < nr; i++)
-        nh += table_role_at(t, i)->n_holders;
-    size_t nm = cluster_member_count(rm->cluster);
-    size_t nph = super_count(rm->sup); /* phantom rows, below */
-    for (size_t i = 0; i < rm->n_peers; i++)
-        nph += rm->peers[i].n_run;
-    size_t cap_nodes = nm + table_node_count(t) + nh + nph;
-    struct recon_role *roles = xcalloc(nr + 1, sizeof(*roles));
-    struct recon_holder *holders = xcalloc(nh + nph + 1, sizeof(*holders));
-    struct recon_node *nodes = xcalloc(cap_nodes + 1, sizeof(*nodes));
-    size_t ncrash = rm->n_crash;
-    for (size_t i = 0; i < rm->n_peers; i++)
-        ncrash += rm->peers[i].n_crash;
-    struct recon_crash *crashes = xcalloc(ncrash + 1, sizeof(*crashes));
-
-    nh = 0;
-    for (size_t i = 0; i < nr; i++) {
-        const struct table_role *r = table_role_at(t, i);
-        roles[i].name = r->def.name;
-        roles[i].instances = r->def.instances;
-        for (size_t j = 0; j < r->n_holders; j++) {
-            holders[nh].role = r->def.name;
-            holders[nh++].node = r->holders[j].node;
-        }
-    }
-    /* Phantom holders: a role whose process still lives on a node that
-     * no longer holds it (released, and stopping within its
-     * stop_timeout_ms) counts as held there until that node reports it
-     * gone, so no replacement starts beside it. A failed node's phantoms
-     * wait for its lease like real holdings. */
-    size_t real = nh;
-    for (size_t i = 0; i < rm->n_peers + 1; i++) {
-        uint64_t id = i < rm->n_peers ? rm->peers[i].id : rm->id;
-        struct cluster_member_view v;
-        if (cluster_member_get(rm->cluster, id, &v) < 0 ||
-            v.status == MEMBER_LEFT)
-            continue;
-        size_t cnt = i < rm->n_peers ? rm->peers[i].n_run : super_count(rm->sup);
-        for (size_t j = 0; j < cnt; j++) {
-            const char *name;
-            struct super_role_info info;
-            if (i < rm->n_peers)
-                name = rm->peers[i].run[j];
-            else if (super_role_info_at(rm->sup, j, &info) == 0)
-                name = info.name;
-            else
-                continue;
-            const struct table_role *r = table_role_get(t, name);
-            if (r == NULL || table_role_holder(r, id) != NULL)
-                continue;
-            holders[nh].role = r->def.name;
-            holders[nh++].node = id;
-        }
-    }
-    /* nodes: every member, then table nodes and holders it does not know */
-    for (size_t i = 0; i < nm; i++) {
-        struct cluster_member_view v;
-        cluster_member_at(rm->cluster, i, &v);
-        struct recon_node *x = &nodes[nn++];
-        const struct table_node *tn = table_node_get(t, v.id);
-        x->id = v.id;
-        x->member = true;
-        x->status = v.status;
-        x->state = tn == NULL                          ? RECON_NODE_DRAINING
-                   : tn->state == TABLE_NODE_ACTIVE   ? RECON_NODE_ACTIVE
-                   : tn->state == TABLE_NODE_DRAINING ? RECON_NODE_DRAINING
-                                                      : RECON_NODE_LEFT;
-        /* A node that is fenced (its Raft not running or not caught up,
-         * its lease lost) would not run what it gets: not eligible for new
-         * roles until it says otherwise in its heartbeats. */
-        const struct rm_peer *pp = v.self ? NULL : rm_peer(rm, v.id, false);
-        bool fenced = v.self ? rm->fenced : pp == NULL || pp->fenced;
-        if (x->state == RECON_NODE_ACTIVE && fenced)
-            x->state = RECON_NODE_DRAINING;
-        x->score = (double)table_node_roles(t, v.id, NULL, 0);
-        x->fence_at = lease_fence_at(v.last_heard, rm->cfg->lease_ms,
-                                     rm->cfg->lease_margin_ms,
-                                     rm->cfg->clock_drift_ppm);
-    }
-    for (size_t i = 0; i < nh; i++) {
-        bool known = false;
-        for (size_t j = 0; j < nn && !known; j++)
-            known = nodes[j].id == holders[i].node;
-        if (known)
-            continue;
-        struct recon_node *x = &nodes[nn++];
-        const struct table_node *tn = table_node_get(t, holders[i].node);
-        x->id = holders[i].node;
-        x->member = false;
-        x->state = tn != NULL && tn->state == TABLE_NODE_LEFT
-                       ? RECON_NODE_LEFT
-                       : RECON_NODE_ACTIVE;
-        /* Never heard by us: its lease surely ran out a lease after we
-         * took office. */
-        x->fence_at = lease_fence_at(rm->office_at, rm->cfg->lease_ms,
-                                     rm->cfg->lease_margin_ms,
-                                     rm->cfg->clock_drift_ppm);
-    }
-    for (size_t i = 0; i < rm->n_crash; i++) {
-        crashes[nc].role = rm->crash[i];
-        crashes[nc++].node = rm->id;
-    }
-    for (size_t i = 0; i < rm->n_peers; i++)
-        for (size_t j = 0; j < rm->peers[i].n_crash; j++) {
-            crashes[nc].role = rm->peers[i].crash[j];
-            crashes[nc++].node = rm->peers[i].id;
-        }
-    struct recon_input in = {roles, nr, holders, nh, nodes, nn,
-                             crashes, nc, now};
-    size_t cap = recon_changes_max(&in), n = 0;
-    struct recon_change *ch = xcalloc(cap + 1, sizeof(*ch));
-    if (recon_run(&in, ch, cap, &n) == 0) {
-        recon_handover_filter(&in, holders + real, nh - real, ch, &n);
-        /* Releases first: an assign to a role still at its count (the
-         * failed holder not yet released) would be refused. */
-        for (size_t k = 0; k < 2 * n; k++) {
-            size_t i = k % n;
-            if (ch[i].action == RECON_WAIT ||
-                (k < n) != (ch[i].action == RECON_RELEASE))
-                continue;
-            char hex[MSG_ID_LEN + 1];
-            msg_id_format(ch[i].node, hex);
-            log_info("role_placement", "action=%s role=%s node=%s reason=%s",
-                     recon_action_str(ch[i].action), ch[i].role, hex,
-                     recon_reason_str(ch[i].reason));
-            struct table_cmd cmd = {.op = ch[i].action == RECON_ASSIGN
-                                              ? TABLE_OP_ASSIGN
-                                              : TABLE_OP_RELEASE};
-            cmd.u.hold.role = ch[i].role;
-            cmd.u.hold.node = ch[i].node;
-            rm_leader_apply(rm, &cmd);
-        }
-    }
-    free(ch);
-    free(crashes);
-    free(nodes);
-    free(holders);
-    free(roles);
-}
-
-static void rm_leader_tick(struct rolemgr *rm, monotime_t now)
-{
-    if (!rm_is_leader(rm))
-        return;
-    uint64_t term = rnode_term(rm->rn);
-    if (rm->ready_term != term) {
-        if (rm->barrier_term != term) {
-            rm->barrier_term = term;
-            if (rnode_barrier(rm->rn, rm_barrier_done, rm) < 0)
-                rm->barrier_term = 0;
-        }
-        return;
-    }
-    rm_leader_voters(rm, now);
-    if (rm->leader_inflight > 0)
-        return;
-    rm_leader_nodes(rm, now);
-    if (rm->leader_inflight > 0)
-        return;
-    rm_leader_reconcile(rm, now);
-    if (rm->leader_inflight == 0)
-        rm_leader_forget_nodes(rm, now);
-}
-
 /* --- drain ----------------------------------------------------------------- */
 
 static void rm_drain_step(struct rolemgr *rm, const char *step)
@@ -1473,8 +887,8 @@ static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
     }
 }
 
-static int rm_drain_start(struct rolemgr *rm, unsigned deadline_s, char *msg,
-                          size_t msglen)
+int rm_drain_start(struct rolemgr *rm, unsigned deadline_s, char *msg,
+                   size_t msglen)
 {
     if (rm->rn == NULL || rnode_state(rm->rn) == RNODE_OFF) {
         snprintf(msg, msglen, "drain: this node is not in a cluster yet");
@@ -1505,7 +919,7 @@ static int rm_drain_start(struct rolemgr *rm, unsigned deadline_s, char *msg,
     return 0;
 }
 
-static void rm_undrain(struct rolemgr *rm)
+void rm_undrain(struct rolemgr *rm)
 {
     if (rm->drain == DRAIN_NONE)
         return;
@@ -1934,301 +1348,6 @@ void rolemgr_on_app(struct rolemgr *rm, uint64_t from, struct json_object *m)
         rm_on_fwd(rm, from, m);
     else if (strcmp(t, "fwd_reply") == 0)
         rm_on_fwd_reply(rm, from, m);
-}
-
-/* --- control --------------------------------------------------------------- */
-
-static const char *rm_node_name(const struct rolemgr *rm, uint64_t id,
-                                char hex[MSG_ID_LEN + 1])
-{
-    const struct table_node *n = table_node_get(&rm->table, id);
-    if (n != NULL && n->name[0] != 0)
-        return n->name;
-    msg_id_format(id, hex);
-    return hex;
-}
-
-static struct json_object *rm_roles_json(const struct rolemgr *rm)
-{
-    struct json_object *arr = json_object_new_array();
-    for (size_t i = 0; i < table_role_count(&rm->table); i++) {
-        const struct table_role *r = table_role_at(&rm->table, i);
-        struct json_object *o = json_object_new_object();
-        struct json_object *names = json_object_new_array();
-        struct json_object *ids = json_object_new_array();
-        for (size_t j = 0; j < r->n_holders; j++) {
-            char hex[MSG_ID_LEN + 1];
-            json_object_array_add(
-                names, json_object_new_string(
-                           rm_node_name(rm, r->holders[j].node, hex)));
-            msg_id_format(r->holders[j].node, hex);
-            json_object_array_add(ids, json_object_new_string(hex));
-        }
-        json_object_object_add(o, "role", json_object_new_string(r->def.name));
-        json_object_object_add(o, "count",
-                               json_object_new_int64(r->def.instances));
-        json_object_object_add(o, "assigned",
-                               json_object_new_int64((int64_t)r->n_holders));
-        json_object_object_add(o, "holders", names);
-        json_object_object_add(o, "holder_ids", ids);
-        json_object_object_add(o, "command",
-                               json_object_new_string(r->def.command));
-        json_object_object_add(
-            o, "restart",
-            json_object_new_string(table_restart_str(r->def.restart)));
-        json_object_object_add(o, "revision",
-                               json_object_new_int64((int64_t)r->revision));
-        json_object_array_add(arr, o);
-    }
-    return arr;
-}
-
-static int rm_whois(struct rolemgr *rm, struct json_object *args,
-                    struct json_object **result, char *msg, size_t msglen)
-{
-    struct json_object *v;
-    if (!json_object_object_get_ex(args, "role", &v) ||
-        !json_object_is_type(v, json_type_string)) {
-        snprintf(msg, msglen, "whois: \"role\" (a role name) is required");
-        return BT_EINVAL;
-    }
-    const char *name = json_object_get_string(v);
-    const struct table_role *r = table_role_get(&rm->table, name);
-    if (r == NULL) {
-        snprintf(msg, msglen, "whois: no role named '%.64s'", name);
-        return BT_ENOTFOUND;
-    }
-    struct json_object *o = json_object_new_object();
-    struct json_object *arr = json_object_new_array();
-    for (size_t j = 0; j < r->n_holders; j++) {
-        struct json_object *h = json_object_new_object();
-        char hex[MSG_ID_LEN + 1], a[16] = "";
-        struct cluster_member_view mv;
-        uint64_t id = r->holders[j].node;
-        json_object_object_add(h, "name",
-                               json_object_new_string(rm_node_name(rm, id, hex)));
-        msg_id_format(id, hex);
-        json_object_object_add(h, "id", json_object_new_string(hex));
-        if (cluster_member_get(rm->cluster, id, &mv) == 0)
-            cidr_format_addr(mv.addr, a);
-        json_object_object_add(h, "address", json_object_new_string(a));
-        json_object_array_add(arr, h);
-    }
-    json_object_object_add(o, "role", json_object_new_string(r->def.name));
-    json_object_object_add(o, "holders", arr);
-    *result = o;
-    return 0;
-}
-
-static int rm_recover(struct rolemgr *rm, struct json_object *args,
-                      struct json_object **result, char *msg, size_t msglen)
-{
-    struct json_object *v;
-    uint64_t confirm = 0;
-    static struct rnode_server sv[RM_MAX_SERVERS];
-    if (!json_object_object_get_ex(args, "confirm", &v) ||
-        !json_object_is_type(v, json_type_string) ||
-        msg_id_parse(json_object_get_string(v), &confirm) < 0 ||
-        confirm != rm->id) {
-        snprintf(msg, msglen,
-                 "recover: \"confirm\" must be this node's id (see status)");
-        return BT_EINVAL;
-    }
-    if (rm->rn == NULL || rnode_state(rm->rn) == RNODE_OFF) {
-        snprintf(msg, msglen, "recover: Raft is not running on this node");
-        return BT_ESTATE;
-    }
-    if (rm_leader(rm) != 0) {
-        snprintf(msg, msglen,
-                 "recover: refused, the cluster has a leader (nothing to "
-                 "recover)");
-        return BT_ESTATE;
-    }
-    size_t n = rnode_servers(rm->rn, sv, RM_MAX_SERVERS);
-    unsigned voters = 0, alive = 0;
-    for (size_t i = 0; i < n && i < RM_MAX_SERVERS; i++) {
-        struct cluster_member_view mv;
-        if (sv[i].membership != RNODE_VOTER)
-            continue;
-        voters++;
-        if (cluster_member_get(rm->cluster, sv[i].id, &mv) == 0 &&
-            (mv.status == MEMBER_ALIVE || mv.status == MEMBER_SUSPECT ||
-             mv.status == MEMBER_DRAINING))
-            alive++;
-    }
-    if (voters == 0 || alive * 2 > voters) {
-        snprintf(msg, msglen,
-                 "recover: refused, %u of %u voters are alive (a majority "
-                 "can still elect a leader; wait for it)",
-                 alive, voters);
-        return BT_ESTATE;
-    }
-    char err[256];
-    int rc = rnode_recover_alone(rm->rn, err, sizeof(err));
-    if (rc < 0) {
-        snprintf(msg, msglen, "recover: %s", err);
-        return rc;
-    }
-    /* A new recovery epoch: later than every earlier one (the high half
-     * counts recoveries), and told apart from a concurrent one elsewhere
-     * by the random low half. Nodes with older state rejoin fresh. */
-    uint8_t nonce[WIRE_NONCE_LEN];
-    uint32_t low = 0;
-    if (auth_nonce(nonce) == 0)
-        memcpy(&low, nonce, sizeof(low));
-    uint64_t epoch = (((rm->epoch >> 32) + 1) << 32) | low;
-    char ep[MSG_ID_LEN + 1];
-    msg_id_format(epoch, ep);
-    rc = rm_write_id_file(rm->raft_dir, "epoch", epoch);
-    if (rc < 0)
-        log_error("raft_dir_write_failed", "dir=%s error=\"%s\"",
-                  rm->raft_dir, strerror(-rc));
-    else
-        rm->epoch = epoch;
-    log_warn("raft_recover",
-             "voters_before=%u alive=%u action=sole_voter epoch=%s "
-             "reason=\"operator confirmed majority loss\"",
-             voters, alive, ep);
-    *result = json_object_new_object();
-    json_object_object_add(*result, "recovered",
-                           json_object_new_boolean(true));
-    json_object_object_add(*result, "voters_before",
-                           json_object_new_int64(voters));
-    return 0;
-}
-
-int rolemgr_control(struct rolemgr *rm, const char *cmd,
-                    struct json_object *args, struct json_object **result,
-                    char *msg, size_t msglen)
-{
-    if (strcmp(cmd, "roles") == 0) {
-        *result = rm_roles_json(rm);
-        return 0;
-    }
-    if (strcmp(cmd, "whois") == 0)
-        return rm_whois(rm, args, result, msg, msglen);
-    if (strcmp(cmd, "drain") == 0) {
-        struct json_object *v;
-        int64_t d = RM_DRAIN_DEFAULT_S;
-        if (json_object_object_get_ex(args, "deadline_s", &v)) {
-            if (!json_object_is_type(v, json_type_int) ||
-                (d = json_object_get_int64(v)) < 1 || d > 86400) {
-                snprintf(msg, msglen,
-                         "drain: \"deadline_s\" must be an integer 1..86400");
-                return BT_EINVAL;
-            }
-        }
-        int rc = rm_drain_start(rm, (unsigned)d, msg, msglen);
-        if (rc < 0)
-            return rc;
-        *result = json_object_new_object();
-        json_object_object_add(*result, "state",
-                               json_object_new_string(rm_drain_names[rm->drain]));
-        json_object_object_add(
-            *result, "deadline_ms",
-            json_object_new_int64((int64_t)(rm->drain_deadline -
-                                            monotime_now())));
-        return 0;
-    }
-    if (strcmp(cmd, "undrain") == 0) {
-        rm_undrain(rm);
-        *result = json_object_new_object();
-        json_object_object_add(*result, "state",
-                               json_object_new_string("none"));
-        return 0;
-    }
-    if (strcmp(cmd, "recover") == 0)
-        return rm_recover(rm, args, result, msg, msglen);
-    return BT_ENOTFOUND;
-}
-
-void rolemgr_status(struct rolemgr *rm, struct json_object *st)
-{
-    monotime_t now = monotime_now();
-    struct json_object *r = json_object_new_object();
-    uint64_t leader = rm_leader(rm);
-    char hex[MSG_ID_LEN + 1] = "", hex2[MSG_ID_LEN + 1];
-    if (leader != 0)
-        msg_id_format(leader, hex);
-    json_object_object_add(
-        r, "state",
-        json_object_new_string(rm->raft_started
-                                   ? rnode_state_str(rnode_state(rm->rn))
-                               : rm->start_pending || rm->raft_retry_at
-                                   ? "starting"
-                                   : "off"));
-    json_object_object_add(r, "term",
-                           json_object_new_int64((int64_t)rnode_term(rm->rn)));
-    json_object_object_add(r, "leader_id", json_object_new_string(hex));
-    json_object_object_add(
-        r, "leader_name",
-        json_object_new_string(leader ? rm_node_name(rm, leader, hex2) : ""));
-    json_object_object_add(
-        r, "membership",
-        json_object_new_string(
-            rnode_membership_str(rnode_membership(rm->rn, rm->id))));
-    json_object_object_add(
-        r, "commit_index",
-        json_object_new_int64((int64_t)rnode_commit_index(rm->rn)));
-    json_object_object_add(
-        r, "applied_index",
-        json_object_new_int64((int64_t)rnode_applied_index(rm->rn)));
-    struct rnode_latency lat;
-    rnode_commit_latency(rm->rn, &lat);
-    struct json_object *cl = json_object_new_object();
-    json_object_object_add(cl, "count", json_object_new_int64((int64_t)lat.count));
-    json_object_object_add(cl, "samples",
-                           json_object_new_int64((int64_t)lat.samples));
-    json_object_object_add(cl, "p50_us", json_object_new_int64((int64_t)lat.p50_us));
-    json_object_object_add(cl, "p99_us", json_object_new_int64((int64_t)lat.p99_us));
-    json_object_object_add(cl, "max_us", json_object_new_int64((int64_t)lat.max_us));
-    json_object_object_add(r, "commit_latency", cl);
-    json_object_object_add(st, "raft", r);
-
-    struct json_object *here = json_object_new_array();
-    for (size_t i = 0; i < super_count(rm->sup); i++) {
-        struct super_role_info info;
-        if (super_role_info_at(rm->sup, i, &info) == 0 &&
-            info.state != SUPER_STOPPING)
-            json_object_array_add(here, json_object_new_string(info.name));
-    }
-    json_object_object_add(st, "roles_here", here);
-
-    struct json_object *l = json_object_new_object();
-    monotime_t end = rm->contact ? lease_deadline(rm->contact, rm->cfg->lease_ms)
-                                 : 0;
-    json_object_object_add(l, "valid",
-                           json_object_new_boolean(rm->lease_valid));
-    json_object_object_add(l, "fenced", json_object_new_boolean(rm->fenced));
-    json_object_object_add(
-        l, "remaining_ms",
-        json_object_new_int64(end > now ? (int64_t)(end - now) : 0));
-    json_object_object_add(st, "lease", l);
-
-    struct json_object *d = json_object_new_object();
-    json_object_object_add(d, "state",
-                           json_object_new_string(rm_drain_names[rm->drain]));
-    json_object_object_add(
-        d, "deadline_ms",
-        json_object_new_int64(rm->drain == DRAIN_DRAINING &&
-                                      rm->drain_deadline > now
-                                  ? (int64_t)(rm->drain_deadline - now)
-                                  : 0));
-    if (rm->drain == DRAIN_FAILED)
-        json_object_object_add(d, "error",
-                               json_object_new_string(rm->drain_error));
-    struct json_object *steps = json_object_new_array();
-    for (size_t i = 0; i < rm->n_steps; i++) {
-        struct json_object *s = json_object_new_object();
-        json_object_object_add(s, "step",
-                               json_object_new_string(rm->steps[i].step));
-        json_object_object_add(
-            s, "elapsed_ms",
-            json_object_new_int64((int64_t)rm->steps[i].elapsed_ms));
-        json_object_array_add(steps, s);
-    }
-    json_object_object_add(d, "steps", steps);
-    json_object_object_add(st, "drain", d);
 }
 
 /* --- reload ---------------------------------------------------------------- */
