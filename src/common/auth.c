@@ -15,7 +15,8 @@
 #define AUTH_LABEL "beethoven-auth-v2"
 #define AUTH_LABEL_LEN (sizeof(AUTH_LABEL) - 1)
 #define AUTH_CHANNEL_LEN 12
-#define AUTH_MSG_LEN (AUTH_LABEL_LEN + 2 * WIRE_NONCE_LEN + 8 + 8 + AUTH_CHANNEL_LEN)
+#define AUTH_MSG_LEN                                                           \
+    (AUTH_LABEL_LEN + 2 * WIRE_NONCE_LEN + 8 + 8 + AUTH_CHANNEL_LEN)
 
 int auth_nonce(uint8_t nonce[WIRE_NONCE_LEN])
 {

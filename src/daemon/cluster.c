@@ -242,8 +242,7 @@ static void cluster_cluster_event(struct cluster *c, const char *what,
 /* Adds a member (alive, heard now). Returns NULL when the table is full
  * (CLUSTER_MAX_MEMBERS): a cap on what peers can make us track. */
 static void cluster_forget_address(struct cluster *c,
-                                   const struct msg_member *mm,
-                                   bool only_gone);
+                                   const struct msg_member *mm, bool only_gone);
 
 static struct member *cluster_add_member(struct cluster *c,
                                          const struct msg_member *mm,
@@ -518,8 +517,8 @@ static struct json_object *cluster_heartbeat(struct cluster *c)
     msg_add_id(o, "digest", cluster_digest(c) | 1);
     json_object_object_add(o, "members",
                            json_object_new_int64(cluster_alive_count(c)));
-    json_object_object_add(o, "ts", json_object_new_int64(
-                                        (int64_t)monotime_now()));
+    json_object_object_add(o, "ts",
+                           json_object_new_int64((int64_t)monotime_now()));
     if (c->hooks.heartbeat_app != NULL) {
         struct json_object *app = c->hooks.heartbeat_app(c->hooks.ctx);
         if (app != NULL)
@@ -572,8 +571,7 @@ static void cluster_backoff(struct cluster *c, struct member *m)
  * Forget them rather than watch them fail; with only_gone, only those
  * already failed or left (mm was learnt second-hand). */
 static void cluster_forget_address(struct cluster *c,
-                                   const struct msg_member *mm,
-                                   bool only_gone)
+                                   const struct msg_member *mm, bool only_gone)
 {
     for (size_t i = c->nmembers; i-- > 1;) {
         struct member *m = c->members[i];
@@ -586,8 +584,8 @@ static void cluster_forget_address(struct cluster *c,
         msg_id_format(m->info.id, old);
         msg_id_format(mm->id, now);
         log_info("member_forgotten",
-                 "node=%s name=%s status=%s reason=address_reused by=%s",
-                 old, m->info.name, member_status_str(m->info.status), now);
+                 "node=%s name=%s status=%s reason=address_reused by=%s", old,
+                 m->info.name, member_status_str(m->info.status), now);
         cluster_remove_member(c, i);
     }
 }
@@ -868,14 +866,12 @@ static int cluster_on_heartbeat(struct cluster *c, struct conn *k,
     uint64_t ts, echo;
     if (msg_get_u64(o, "ts", &ts) == 0 && ts > m->ts_in)
         m->ts_in = ts;
-    if (msg_get_u64(o, "echo", &echo) == 0 && echo <= now &&
-        echo > m->echo_ts)
+    if (msg_get_u64(o, "echo", &echo) == 0 && echo <= now && echo > m->echo_ts)
         m->echo_ts = echo;
     m->draining = mm.status == MEMBER_DRAINING;
     enum member_status to = m->draining ? MEMBER_DRAINING : MEMBER_ALIVE;
     if (m->info.status != to)
-        cluster_member_set_status(c, m, to,
-                                  m->draining ? "draining" : "heard");
+        cluster_member_set_status(c, m, to, m->draining ? "draining" : "heard");
     struct json_object *app;
     if (c->hooks.on_member_app != NULL &&
         json_object_object_get_ex(o, "app", &app) &&
@@ -1589,7 +1585,7 @@ void cluster_member_at(const struct cluster *c, size_t i,
     out->self = m->self;
     /* Heard directly or vouched for by a member we asked (both are
      * times by which it surely was still sending). */
-    out->last_heard = m->self ? monotime_now()
+    out->last_heard = m->self                               ? monotime_now()
                       : m->fd.vouched_at > m->fd.last_heard ? m->fd.vouched_at
                                                             : m->fd.last_heard;
     out->echo_ts = m->self ? monotime_now() : m->echo_ts;

@@ -142,8 +142,7 @@ static const struct config_keydef config_keydefs[] = {
         "1..600000, at least (50 + fence_grace_ms + 100) x (1 + drift) + 1",
         "The leader replaces a silent node's roles only lease_ms plus this "
         "after it last heard it."),
-    KEY(FENCE_GRACE_MS, CT_UINT, CK_ZERO_OK, 1, 60000, "100",
-        "0..60000",
+    KEY(FENCE_GRACE_MS, CT_UINT, CK_ZERO_OK, 1, 60000, "100", "0..60000",
         "Time between SIGTERM and SIGKILL when a node loses its lease."),
     KEY(CLOCK_DRIFT_PPM, CT_UINT, CK_ZERO_OK, 1, LEASE_DRIFT_MAX_PPM, "1000",
         "0..100000",
@@ -679,8 +678,9 @@ static int config_role_uint(struct json_object *j, const char *where,
         char shown[64];
         struct config_value cv = {.is_json = true, .json = j};
         config_show(&cv, shown, sizeof(shown));
-        snprintf(msg, len, "roles: %s: %s is not allowed (an integer %llu..%llu)",
-                 where, shown, (unsigned long long)lo, (unsigned long long)hi);
+        snprintf(msg, len,
+                 "roles: %s: %s is not allowed (an integer %llu..%llu)", where,
+                 shown, (unsigned long long)lo, (unsigned long long)hi);
         return BT_EINVAL;
     }
     *out = (uint32_t)v;
@@ -691,8 +691,8 @@ static int config_role_uint(struct json_object *j, const char *where,
  * or an object {"KEY": "VALUE"}. Fills a xmalloc'd array of xstrdup'd
  * strings. */
 static int config_role_strv(struct json_object *j, const char *where,
-                            bool is_env, const char *const **outv,
-                            size_t *outn, char *msg, size_t len)
+                            bool is_env, const char *const **outv, size_t *outn,
+                            char *msg, size_t len)
 {
     size_t n, max = is_env ? TABLE_ENV_MAX : TABLE_ARGS_MAX;
     char **v;
@@ -700,8 +700,10 @@ static int config_role_strv(struct json_object *j, const char *where,
     if (is_env && json_object_is_type(j, json_type_object)) {
         n = (size_t)json_object_object_length(j);
         if (n > max) {
-            snprintf(msg, len, "roles: %s: %zu entries are not allowed (at "
-                     "most %zu)", where, n, max);
+            snprintf(msg, len,
+                     "roles: %s: %zu entries are not allowed (at "
+                     "most %zu)",
+                     where, n, max);
             return BT_EINVAL;
         }
         v = xcalloc(n + 1, sizeof(*v));
@@ -710,8 +712,10 @@ static int config_role_strv(struct json_object *j, const char *where,
         {
             const char *s;
             if (!json_object_is_type(val, json_type_string)) {
-                snprintf(msg, len, "roles: %s: %s: a %s is not allowed (a "
-                         "string)", where, key, config_json_type_str(val));
+                snprintf(msg, len,
+                         "roles: %s: %s: a %s is not allowed (a "
+                         "string)",
+                         where, key, config_json_type_str(val));
                 goto fail;
             }
             s = json_object_get_string(val);
@@ -733,8 +737,10 @@ static int config_role_strv(struct json_object *j, const char *where,
     }
     n = json_object_array_length(j);
     if (n > max) {
-        snprintf(msg, len, "roles: %s: %zu entries are not allowed (at most "
-                 "%zu)", where, n, max);
+        snprintf(msg, len,
+                 "roles: %s: %zu entries are not allowed (at most "
+                 "%zu)",
+                 where, n, max);
         return BT_EINVAL;
     }
     v = xcalloc(n + 1, sizeof(*v));
@@ -807,8 +813,8 @@ static int config_role_parse(struct json_object *o, size_t idx,
                                  len) != 0)
                 return BT_EINVAL;
         } else if (strcmp(key, "env") == 0) {
-            if (config_role_strv(val, w, true, &d->env, &d->n_env, msg,
-                                 len) != 0)
+            if (config_role_strv(val, w, true, &d->env, &d->n_env, msg, len) !=
+                0)
                 return BT_EINVAL;
         } else if (strcmp(key, "instances") == 0) {
             if (config_role_uint(val, w, 0, TABLE_INSTANCES_MAX, &u, msg,
@@ -826,16 +832,20 @@ static int config_role_parse(struct json_object *o, size_t idx,
             if (table_restart_parse(s, &d->restart) != 0) {
                 char shown[64];
                 config_escape(shown, sizeof(shown), s, true);
-                snprintf(msg, len, "roles: %s: %s is not allowed (always, "
-                         "on-failure or never)", w, shown);
+                snprintf(msg, len,
+                         "roles: %s: %s is not allowed (always, "
+                         "on-failure or never)",
+                         w, shown);
                 return BT_EINVAL;
             }
         } else {
             char shown[128];
             config_escape(shown, sizeof(shown), key, true);
-            snprintf(msg, len, "roles: %s: unknown field %s (allowed: name, "
+            snprintf(msg, len,
+                     "roles: %s: unknown field %s (allowed: name, "
                      "command, args, env, instances, stop_timeout_ms, "
-                     "restart)", where, shown);
+                     "restart)",
+                     where, shown);
             return BT_EINVAL;
         }
     }
@@ -907,8 +917,10 @@ static int config_apply_roles(struct config *c, const struct config_value *v,
     qsort(roles, n, sizeof(*roles), config_role_cmp);
     for (size_t i = 1; i < n; i++)
         if (strcmp(roles[i - 1].def.name, roles[i].def.name) == 0) {
-            snprintf(msg, len, "roles: %s: defined twice (role names must be "
-                     "unique)", roles[i].def.name);
+            snprintf(msg, len,
+                     "roles: %s: defined twice (role names must be "
+                     "unique)",
+                     roles[i].def.name);
             rc = BT_EINVAL;
             goto out;
         }
@@ -1822,8 +1834,8 @@ static void config_format(const struct config *c, enum config_key k, char *buf,
         }
         buf[0] = '\0';
         for (size_t i = 0; i < c->n_roles && n + 1 < size; i++)
-            n += (size_t)snprintf(buf + n, size - n, "%s%s x%u",
-                                  i ? ", " : "", c->roles[i].def.name,
+            n += (size_t)snprintf(buf + n, size - n, "%s%s x%u", i ? ", " : "",
+                                  c->roles[i].def.name,
                                   (unsigned)c->roles[i].def.instances);
         return;
     }

@@ -113,14 +113,14 @@ struct config {
     unsigned scan_passes;        /* discovery passes before standalone */
     unsigned watch_interval_ms;  /* mean period of the watching rescan */
     unsigned handshake_timeout_ms;
-    unsigned reconnect_max_ms; /* cap of the member reconnect backoff */
-    unsigned member_reap_s;    /* forget failed/left members after this */
+    unsigned reconnect_max_ms;    /* cap of the member reconnect backoff */
+    unsigned member_reap_s;       /* forget failed/left members after this */
     unsigned raft_port;           /* 0 = listener_port + 1 */
     unsigned election_timeout_ms; /* Raft election timeout */
-    unsigned lease_ms;        /* alone this long: a node stops its roles */
-    unsigned lease_margin_ms; /* leader waits lease + this before replacing */
-    unsigned fence_grace_ms;  /* SIGTERM..SIGKILL when fenced */
-    unsigned clock_drift_ppm; /* assumed bound on clock-rate difference */
+    unsigned lease_ms;            /* alone this long: a node stops its roles */
+    unsigned lease_margin_ms;  /* leader waits lease + this before replacing */
+    unsigned fence_grace_ms;   /* SIGTERM..SIGKILL when fenced */
+    unsigned clock_drift_ppm;  /* assumed bound on clock-rate difference */
     struct config_role *roles; /* n_roles, sorted by name, names unique */
     size_t n_roles;
 

@@ -298,15 +298,14 @@ static int link_handshake_frame(struct link *l, const struct wire_frame *f)
         l->hello_got = true;
         uint8_t mac[WIRE_MAC_LEN];
         if (auth_mac(l->params->key, l->params->keylen, l->my_nonce,
-                     l->peer_nonce, l->params->my_id, id, &l->channel,
-                     mac) < 0)
+                     l->peer_nonce, l->params->my_id, id, &l->channel, mac) < 0)
             return BT_EIO;
         return link_write_frame(l, WIRE_AUTH, mac, sizeof(mac));
     }
     if (f->type == WIRE_AUTH && l->hello_got) {
         if (auth_verify(l->params->key, l->params->keylen, l->peer_nonce,
-                        l->my_nonce, l->peer_id, l->params->my_id,
-                        &l->channel, f->payload, f->len) < 0)
+                        l->my_nonce, l->peer_id, l->params->my_id, &l->channel,
+                        f->payload, f->len) < 0)
             return BT_EAUTH;
         link_authenticated(l);
         return 0;

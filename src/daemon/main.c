@@ -220,8 +220,8 @@ static void daemon_report_ignored(const struct config *run,
             continue;
         *ea = 0;
         log_warn("config_reload_ignored",
-                 "key=%s running=\"%s\" file=\"%s\" reason=needs_restart",
-                 la, ea + 3, eb + 3);
+                 "key=%s running=\"%s\" file=\"%s\" reason=needs_restart", la,
+                 ea + 3, eb + 3);
     }
     free(a);
     free(b);
@@ -418,10 +418,9 @@ int main(int argc, char **argv)
                 d.cfg.bind_address, &hooks, &d.cluster);
     char exec_path[PATH_MAX];
     daemon_exec_path(exec_path, sizeof(exec_path));
-    struct rolemgr_hooks rhooks = {&d, daemon_on_rejoin_fresh,
-                                   daemon_on_event};
-    if (rolemgr_new(d.loop, &d.cfg, d.cluster, d.id.node_id, exec_path,
-                    &rhooks, &d.roles, err, sizeof(err)) < 0) {
+    struct rolemgr_hooks rhooks = {&d, daemon_on_rejoin_fresh, daemon_on_event};
+    if (rolemgr_new(d.loop, &d.cfg, d.cluster, d.id.node_id, exec_path, &rhooks,
+                    &d.roles, err, sizeof(err)) < 0) {
         log_error("start_failed", "reason=\"%s\"", err);
         return 1;
     }

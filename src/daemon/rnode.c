@@ -51,9 +51,9 @@ struct rnode {
     struct raft_io io;
     struct raft_uv_transport transport;
     struct raft_fsm fsm;
-    bool running;  /* raft_init succeeded and raft is not closed */
-    bool closing;  /* rnode_close called */
-    bool changing; /* a membership change is pending */
+    bool running;               /* raft_init succeeded and raft is not closed */
+    bool closing;               /* rnode_close called */
+    bool changing;              /* a membership change is pending */
     struct table_result result; /* the last entry's, for the apply cb */
     struct rnode_req *reqs;     /* pending requests */
     struct raft_transfer transfer; /* the one leadership transfer */
@@ -107,7 +107,8 @@ static int rnode_errno(int rv)
     }
 }
 
-/* --- pending requests ------------------------------------------------------ */
+/* --- pending requests ------------------------------------------------------
+ */
 
 static struct rnode_req *rnode_req_new(struct rnode *rn, void *arg)
 {
@@ -186,7 +187,8 @@ static void rnode_transfer_done(struct raft_transfer *req)
         cb(arg, 0);
 }
 
-/* --- the state machine ----------------------------------------------------- */
+/* --- the state machine -----------------------------------------------------
+ */
 
 static int rnode_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                            void **result)
@@ -251,7 +253,8 @@ static int rnode_fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     return 0;
 }
 
-/* --- state polling --------------------------------------------------------- */
+/* --- state polling ---------------------------------------------------------
+ */
 
 static void rnode_on_check(uv_check_t *h)
 {
@@ -282,7 +285,8 @@ static void rnode_on_check(uv_check_t *h)
         rn->hooks.on_change(rn->hooks.ctx);
 }
 
-/* --- lifecycle ------------------------------------------------------------- */
+/* --- lifecycle -------------------------------------------------------------
+ */
 
 int rnode_new(uv_loop_t *loop, const struct rnode_params *p,
               const struct rnode_hooks *hooks, struct table *t,
@@ -409,14 +413,13 @@ int rnode_start(struct rnode *rn, bool bootstrap, char *err, size_t errlen)
     if (bootstrap && !rnode_has_state(rn->dir)) {
         struct raft_configuration conf;
         raft_configuration_init(&conf);
-        int rv = raft_configuration_add(&conf, rn->p.id, rn->address,
-                                        RAFT_VOTER);
+        int rv =
+            raft_configuration_add(&conf, rn->p.id, rn->address, RAFT_VOTER);
         if (rv == 0)
             rv = raft_bootstrap(&rn->raft, &conf);
         raft_configuration_close(&conf);
         if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
-            snprintf(err, errlen, "raft bootstrap: %s",
-                     raft_errmsg(&rn->raft));
+            snprintf(err, errlen, "raft bootstrap: %s", raft_errmsg(&rn->raft));
             rnode_abort(rn);
             return BT_EIO;
         }
@@ -476,7 +479,8 @@ static void rnode_check_closed(uv_handle_t *h)
 
 static void rnode_after_close(struct raft *r)
 {
-    struct rnode *rn = (struct rnode *)((char *)r - offsetof(struct rnode, raft));
+    struct rnode *rn =
+        (struct rnode *)((char *)r - offsetof(struct rnode, raft));
     raft_uv_close(&rn->io);
     rtransport_free(&rn->transport);
     rn->running = false;
@@ -536,7 +540,8 @@ void rnode_close(struct rnode *rn, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&rn->check, rnode_check_closed);
 }
 
-/* --- queries --------------------------------------------------------------- */
+/* --- queries ---------------------------------------------------------------
+ */
 
 enum rnode_state rnode_state(const struct rnode *rn)
 {
@@ -639,7 +644,8 @@ bool rnode_changing(const struct rnode *rn)
     return rn != NULL && rn->changing;
 }
 
-/* --- requests -------------------------------------------------------------- */
+/* --- requests --------------------------------------------------------------
+ */
 
 static bool rnode_can_lead(const struct rnode *rn)
 {
@@ -721,7 +727,8 @@ int rnode_add(struct rnode *rn, uint64_t id, const char *address,
     if (rc < 0)
         return rc;
     return rnode_change_end(
-        rn, q, raft_add(&rn->raft, &q->u.change, id, address, rnode_change_done));
+        rn, q,
+        raft_add(&rn->raft, &q->u.change, id, address, rnode_change_done));
 }
 
 int rnode_assign(struct rnode *rn, uint64_t id, enum rnode_membership m,
@@ -734,9 +741,9 @@ int rnode_assign(struct rnode *rn, uint64_t id, enum rnode_membership m,
     int rc = rnode_change_begin(rn, cb, arg, &q);
     if (rc < 0)
         return rc;
-    return rnode_change_end(rn, q,
-                            raft_assign(&rn->raft, &q->u.change, id, roles[m],
-                                        rnode_change_done));
+    return rnode_change_end(
+        rn, q,
+        raft_assign(&rn->raft, &q->u.change, id, roles[m], rnode_change_done));
 }
 
 int rnode_remove(struct rnode *rn, uint64_t id, rnode_done_cb cb, void *arg)

@@ -15,7 +15,8 @@
 #include "log.h"
 #include "msg.h"
 
-/* --- control --------------------------------------------------------------- */
+/* --- control ---------------------------------------------------------------
+ */
 
 static const char *rm_node_name(const struct rolemgr *rm, uint64_t id,
                                 char hex[MSG_ID_LEN + 1])
@@ -37,9 +38,8 @@ static struct json_object *rm_roles_json(const struct rolemgr *rm)
         struct json_object *ids = json_object_new_array();
         for (size_t j = 0; j < r->n_holders; j++) {
             char hex[MSG_ID_LEN + 1];
-            json_object_array_add(
-                names, json_object_new_string(
-                           rm_node_name(rm, r->holders[j].node, hex)));
+            json_object_array_add(names, json_object_new_string(rm_node_name(
+                                             rm, r->holders[j].node, hex)));
             msg_id_format(r->holders[j].node, hex);
             json_object_array_add(ids, json_object_new_string(hex));
         }
@@ -84,8 +84,8 @@ static int rm_whois(struct rolemgr *rm, struct json_object *args,
         char hex[MSG_ID_LEN + 1], a[16] = "";
         struct cluster_member_view mv;
         uint64_t id = r->holders[j].node;
-        json_object_object_add(h, "name",
-                               json_object_new_string(rm_node_name(rm, id, hex)));
+        json_object_object_add(
+            h, "name", json_object_new_string(rm_node_name(rm, id, hex)));
         msg_id_format(id, hex);
         json_object_object_add(h, "id", json_object_new_string(hex));
         if (cluster_member_get(rm->cluster, id, &mv) == 0)
@@ -160,8 +160,8 @@ static int rm_recover(struct rolemgr *rm, struct json_object *args,
     msg_id_format(epoch, ep);
     rc = rm_write_id_file(rm->raft_dir, "epoch", epoch);
     if (rc < 0)
-        log_error("raft_dir_write_failed", "dir=%s error=\"%s\"",
-                  rm->raft_dir, strerror(-rc));
+        log_error("raft_dir_write_failed", "dir=%s error=\"%s\"", rm->raft_dir,
+                  strerror(-rc));
     else
         rm->epoch = epoch;
     log_warn("raft_recover",
@@ -169,8 +169,7 @@ static int rm_recover(struct rolemgr *rm, struct json_object *args,
              "reason=\"operator confirmed majority loss\"",
              voters, alive, ep);
     *result = json_object_new_object();
-    json_object_object_add(*result, "recovered",
-                           json_object_new_boolean(true));
+    json_object_object_add(*result, "recovered", json_object_new_boolean(true));
     json_object_object_add(*result, "voters_before",
                            json_object_new_int64(voters));
     return 0;
@@ -201,12 +200,13 @@ int rolemgr_control(struct rolemgr *rm, const char *cmd,
         if (rc < 0)
             return rc;
         *result = json_object_new_object();
-        json_object_object_add(*result, "state",
-                               json_object_new_string(rm_drain_names[rm->drain]));
+        json_object_object_add(
+            *result, "state",
+            json_object_new_string(rm_drain_names[rm->drain]));
         json_object_object_add(
             *result, "deadline_ms",
-            json_object_new_int64((int64_t)(rm->drain_deadline -
-                                            monotime_now())));
+            json_object_new_int64(
+                (int64_t)(rm->drain_deadline - monotime_now())));
         return 0;
     }
     if (strcmp(cmd, "undrain") == 0) {
@@ -231,21 +231,19 @@ void rolemgr_status(struct rolemgr *rm, struct json_object *st)
         msg_id_format(leader, hex);
     json_object_object_add(
         r, "state",
-        json_object_new_string(rm->raft_started
-                                   ? rnode_state_str(rnode_state(rm->rn))
-                               : rm->start_pending || rm->raft_retry_at
-                                   ? "starting"
-                                   : "off"));
+        json_object_new_string(
+            rm->raft_started ? rnode_state_str(rnode_state(rm->rn))
+            : rm->start_pending || rm->raft_retry_at ? "starting"
+                                                     : "off"));
     json_object_object_add(r, "term",
                            json_object_new_int64((int64_t)rnode_term(rm->rn)));
     json_object_object_add(r, "leader_id", json_object_new_string(hex));
     json_object_object_add(
         r, "leader_name",
         json_object_new_string(leader ? rm_node_name(rm, leader, hex2) : ""));
-    json_object_object_add(
-        r, "membership",
-        json_object_new_string(
-            rnode_membership_str(rnode_membership(rm->rn, rm->id))));
+    json_object_object_add(r, "membership",
+                           json_object_new_string(rnode_membership_str(
+                               rnode_membership(rm->rn, rm->id))));
     json_object_object_add(
         r, "commit_index",
         json_object_new_int64((int64_t)rnode_commit_index(rm->rn)));
@@ -255,12 +253,16 @@ void rolemgr_status(struct rolemgr *rm, struct json_object *st)
     struct rnode_latency lat;
     rnode_commit_latency(rm->rn, &lat);
     struct json_object *cl = json_object_new_object();
-    json_object_object_add(cl, "count", json_object_new_int64((int64_t)lat.count));
+    json_object_object_add(cl, "count",
+                           json_object_new_int64((int64_t)lat.count));
     json_object_object_add(cl, "samples",
                            json_object_new_int64((int64_t)lat.samples));
-    json_object_object_add(cl, "p50_us", json_object_new_int64((int64_t)lat.p50_us));
-    json_object_object_add(cl, "p99_us", json_object_new_int64((int64_t)lat.p99_us));
-    json_object_object_add(cl, "max_us", json_object_new_int64((int64_t)lat.max_us));
+    json_object_object_add(cl, "p50_us",
+                           json_object_new_int64((int64_t)lat.p50_us));
+    json_object_object_add(cl, "p99_us",
+                           json_object_new_int64((int64_t)lat.p99_us));
+    json_object_object_add(cl, "max_us",
+                           json_object_new_int64((int64_t)lat.max_us));
     json_object_object_add(r, "commit_latency", cl);
     json_object_object_add(st, "raft", r);
 
@@ -274,8 +276,8 @@ void rolemgr_status(struct rolemgr *rm, struct json_object *st)
     json_object_object_add(st, "roles_here", here);
 
     struct json_object *l = json_object_new_object();
-    monotime_t end = rm->contact ? lease_deadline(rm->contact, rm->cfg->lease_ms)
-                                 : 0;
+    monotime_t end =
+        rm->contact ? lease_deadline(rm->contact, rm->cfg->lease_ms) : 0;
     json_object_object_add(l, "valid",
                            json_object_new_boolean(rm->lease_valid));
     json_object_object_add(l, "fenced", json_object_new_boolean(rm->fenced));
@@ -309,4 +311,3 @@ void rolemgr_status(struct rolemgr *rm, struct json_object *st)
     json_object_object_add(d, "steps", steps);
     json_object_object_add(st, "drain", d);
 }
-

@@ -18,7 +18,8 @@
 #include "msg.h"
 #include "reconcile.h"
 
-/* --- the leader ------------------------------------------------------------ */
+/* --- the leader ------------------------------------------------------------
+ */
 
 static void rm_barrier_done(void *arg, int status)
 {
@@ -47,7 +48,8 @@ static void rm_leader_applied(void *arg, int status,
         /* Not again every tick: that would hold up the reconciler. */
         struct rm_peer *p = rm_peer(rm, r->node, true);
         p->put_refused_at = monotime_now();
-        log_warn("table_write_refused", "op=node_put node=%016llx "
+        log_warn("table_write_refused",
+                 "op=node_put node=%016llx "
                  "status=%s reason=\"%s\" retry_ms=%u",
                  (unsigned long long)r->node, table_status_str(r->status),
                  r->reason, RM_NODE_PUT_RETRY_MS);
@@ -89,15 +91,16 @@ static bool rm_node_holds(const struct rolemgr *rm, uint64_t id)
  * Spot churn never fills the table. */
 static void rm_leader_forget_nodes(struct rolemgr *rm, monotime_t now)
 {
-    monotime_t settled = lease_fence_at(rm->office_at, rm->cfg->lease_ms,
-                                        rm->cfg->lease_margin_ms,
-                                        rm->cfg->clock_drift_ppm);
+    monotime_t settled =
+        lease_fence_at(rm->office_at, rm->cfg->lease_ms,
+                       rm->cfg->lease_margin_ms, rm->cfg->clock_drift_ppm);
     if (now < settled)
         return;
     for (size_t i = 0; i < table_node_count(&rm->table); i++) {
         const struct table_node *tn = table_node_at(&rm->table, i);
         struct cluster_member_view v;
-        if (tn->id == rm->id || cluster_member_get(rm->cluster, tn->id, &v) == 0)
+        if (tn->id == rm->id ||
+            cluster_member_get(rm->cluster, tn->id, &v) == 0)
             continue;
         struct table_cmd cmd = {.op = TABLE_OP_NODE_DEL};
         if (tn->state != TABLE_NODE_LEFT) {
@@ -253,8 +256,7 @@ static void rm_leader_voters(struct rolemgr *rm, monotime_t now)
     }
     /* 2. spares that are alive become standby (hot copies) */
     if (spare != 0) {
-        if (rnode_assign(rm->rn, spare, RNODE_STANDBY, rm_change_done, rm) ==
-            0)
+        if (rnode_assign(rm->rn, spare, RNODE_STANDBY, rm_change_done, rm) == 0)
             rm_change_log("standby", spare, "caught_up_copy");
         return;
     }
@@ -295,8 +297,7 @@ static void rm_leader_voters(struct rolemgr *rm, monotime_t now)
     }
     /* 5. more good voters than wanted (the cluster shrank) */
     if (good_voters > target && bad_voter == 0 && extra != 0) {
-        if (rnode_assign(rm->rn, extra, RNODE_STANDBY, rm_change_done, rm) ==
-            0)
+        if (rnode_assign(rm->rn, extra, RNODE_STANDBY, rm_change_done, rm) == 0)
             rm_change_log("standby", extra, "above_target");
     }
 }
@@ -342,7 +343,8 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
         if (cluster_member_get(rm->cluster, id, &v) < 0 ||
             v.status == MEMBER_LEFT)
             continue;
-        size_t cnt = i < rm->n_peers ? rm->peers[i].n_run : super_count(rm->sup);
+        size_t cnt =
+            i < rm->n_peers ? rm->peers[i].n_run : super_count(rm->sup);
         for (size_t j = 0; j < cnt; j++) {
             const char *name;
             struct super_role_info info;
@@ -368,7 +370,7 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
         x->id = v.id;
         x->member = true;
         x->status = v.status;
-        x->state = tn == NULL                          ? RECON_NODE_DRAINING
+        x->state = tn == NULL                         ? RECON_NODE_DRAINING
                    : tn->state == TABLE_NODE_ACTIVE   ? RECON_NODE_ACTIVE
                    : tn->state == TABLE_NODE_DRAINING ? RECON_NODE_DRAINING
                                                       : RECON_NODE_LEFT;
@@ -380,9 +382,9 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
         if (x->state == RECON_NODE_ACTIVE && fenced)
             x->state = RECON_NODE_DRAINING;
         x->score = (double)table_node_roles(t, v.id, NULL, 0);
-        x->fence_at = lease_fence_at(v.last_heard, rm->cfg->lease_ms,
-                                     rm->cfg->lease_margin_ms,
-                                     rm->cfg->clock_drift_ppm);
+        x->fence_at =
+            lease_fence_at(v.last_heard, rm->cfg->lease_ms,
+                           rm->cfg->lease_margin_ms, rm->cfg->clock_drift_ppm);
     }
     for (size_t i = 0; i < nh; i++) {
         bool known = false;
@@ -399,9 +401,9 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
                        : RECON_NODE_ACTIVE;
         /* Never heard by us: its lease surely ran out a lease after we
          * took office. */
-        x->fence_at = lease_fence_at(rm->office_at, rm->cfg->lease_ms,
-                                     rm->cfg->lease_margin_ms,
-                                     rm->cfg->clock_drift_ppm);
+        x->fence_at =
+            lease_fence_at(rm->office_at, rm->cfg->lease_ms,
+                           rm->cfg->lease_margin_ms, rm->cfg->clock_drift_ppm);
     }
     for (size_t i = 0; i < rm->n_crash; i++) {
         crashes[nc].role = rm->crash[i];
@@ -412,8 +414,8 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
             crashes[nc].role = rm->peers[i].crash[j];
             crashes[nc++].node = rm->peers[i].id;
         }
-    struct recon_input in = {roles, nr, holders, nh, nodes, nn,
-                             crashes, nc, now};
+    struct recon_input in = {roles, nr,      holders, nh, nodes,
+                             nn,    crashes, nc,      now};
     size_t cap = recon_changes_max(&in), n = 0;
     struct recon_change *ch = xcalloc(cap + 1, sizeof(*ch));
     if (recon_run(&in, ch, cap, &n) == 0) {
@@ -468,4 +470,3 @@ void rm_leader_tick(struct rolemgr *rm, monotime_t now)
     if (rm->leader_inflight == 0)
         rm_leader_forget_nodes(rm, now);
 }
-

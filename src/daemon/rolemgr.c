@@ -40,8 +40,7 @@
 #include "super.h"
 #include "table.h"
 
-const char *const rm_drain_names[] = {"none", "draining", "drained",
-                                     "failed"};
+const char *const rm_drain_names[] = {"none", "draining", "drained", "failed"};
 
 static void rm_tick(uv_timer_t *t);
 static void rm_sync_roles(struct rolemgr *rm);
@@ -50,7 +49,8 @@ static void rm_adopt_epoch(struct rolemgr *rm);
 static void rm_raft_begin(struct rolemgr *rm, bool founder, bool has_state);
 static void rm_push_node_state(struct rolemgr *rm, enum table_node_state st);
 
-/* --- small helpers --------------------------------------------------------- */
+/* --- small helpers ---------------------------------------------------------
+ */
 
 static void rm_emit(struct rolemgr *rm, const char *kind, const char *what,
                     const char *role, const char *detail)
@@ -120,7 +120,8 @@ bool rm_leader_ready(const struct rolemgr *rm)
            rm->ready_term != 0;
 }
 
-/* --- the stored cluster id ------------------------------------------------- */
+/* --- the stored cluster id -------------------------------------------------
+ */
 
 /* data_dir/raft/NAME holds one id in 16 hex digits: "cluster_id" (the
  * cluster the Raft state belongs to) and "epoch" (the recovery epoch). */
@@ -169,19 +170,18 @@ uint64_t rolemgr_stored_cluster(const struct rolemgr *rm)
     return rm->stored_cluster;
 }
 
-/* --- the outbox ------------------------------------------------------------ */
+/* --- the outbox ------------------------------------------------------------
+ */
 
-static void rm_out_push(struct rolemgr *rm, const struct table_cmd *cmd,
-                        const char *what,
-                        void (*done)(struct rolemgr *, int,
-                                     const struct table_result *))
+static void
+rm_out_push(struct rolemgr *rm, const struct table_cmd *cmd, const char *what,
+            void (*done)(struct rolemgr *, int, const struct table_result *))
 {
     uint8_t *buf;
     size_t len;
     char err[160];
     if (table_cmd_encode(cmd, &buf, &len, err, sizeof(err)) < 0) {
-        log_warn("table_write_invalid", "what=\"%s\" reason=\"%s\"", what,
-                 err);
+        log_warn("table_write_invalid", "what=\"%s\" reason=\"%s\"", what, err);
         if (done != NULL)
             done(rm, BT_EINVAL, NULL);
         return;
@@ -240,8 +240,8 @@ static void rm_out_drop(struct rolemgr *rm, const char *why)
     struct rm_out *o = rm->out_head;
     if (o == NULL)
         return;
-    log_error("table_write_dropped", "what=\"%s\" bytes=%zu reason=%s",
-              o->what, o->len, why);
+    log_error("table_write_dropped", "what=\"%s\" bytes=%zu reason=%s", o->what,
+              o->len, why);
     rm_out_finish(rm, BT_EINVAL, NULL);
 }
 
@@ -309,7 +309,8 @@ static void rm_out_pump(struct rolemgr *rm, monotime_t now)
     }
 }
 
-/* --- forwarded writes (leader side) ---------------------------------------- */
+/* --- forwarded writes (leader side) ----------------------------------------
+ */
 
 struct rm_fwd {
     struct rolemgr *rm;
@@ -345,7 +346,8 @@ static void rm_fwd_reply(struct rolemgr *rm, uint64_t to, uint64_t req,
     struct json_object *m = json_object_new_object();
     json_object_object_add(m, "t", json_object_new_string("fwd_reply"));
     json_object_object_add(m, "req", json_object_new_int64((int64_t)req));
-    json_object_object_add(m, "code", json_object_new_string(rm_fwd_code(status)));
+    json_object_object_add(m, "code",
+                           json_object_new_string(rm_fwd_code(status)));
     if (res != NULL) {
         json_object_object_add(
             m, "status", json_object_new_string(table_status_str(res->status)));
@@ -427,7 +429,8 @@ static void rm_on_fwd_reply(struct rolemgr *rm, uint64_t from,
     rm_out_finish(rm, 0, &res);
 }
 
-/* --- the lease ------------------------------------------------------------- */
+/* --- the lease -------------------------------------------------------------
+ */
 
 static int rm_cmp_desc(const void *a, const void *b)
 {
@@ -462,8 +465,8 @@ static monotime_t rm_majority_contact(struct rolemgr *rm)
 static void rm_lease_check(struct rolemgr *rm, monotime_t now)
 {
     rm->contact = rm_majority_contact(rm);
-    bool valid = rm->contact != 0 &&
-                 !lease_lost(rm->contact, now, rm->cfg->lease_ms);
+    bool valid =
+        rm->contact != 0 && !lease_lost(rm->contact, now, rm->cfg->lease_ms);
     if (rm->lease_valid && !valid) {
         log_warn("lease_lost",
                  "silent_ms=%" PRIu64 " lease_ms=%u roles=%zu "
@@ -502,7 +505,8 @@ static void rm_lease_check(struct rolemgr *rm, monotime_t now)
     }
 }
 
-/* --- supervisor hooks ------------------------------------------------------ */
+/* --- supervisor hooks ------------------------------------------------------
+ */
 
 static void rm_on_role_state(void *ctx, const struct super_event *ev)
 {
@@ -544,7 +548,8 @@ static void rm_on_role_crashloop(void *ctx, const char *role, unsigned exits)
     rm->crash[rm->n_crash++] = xstrdup(role);
 }
 
-/* --- running the roles the table gives us ---------------------------------- */
+/* --- running the roles the table gives us ----------------------------------
+ */
 
 static struct rm_run *rm_run_get(struct rolemgr *rm, const char *name)
 {
@@ -638,8 +643,10 @@ static void rm_sync_roles(struct rolemgr *rm)
         } else if (run != NULL && run->revision != r->revision) {
             /* The definition changed: stop, and start the new one below
              * (it runs once the old process is gone). */
-            log_info("role_restart", "role=%s reason=definition_changed "
-                     "revision=%" PRIu64, info.name, r->revision);
+            log_info("role_restart",
+                     "role=%s reason=definition_changed "
+                     "revision=%" PRIu64,
+                     info.name, r->revision);
             super_stop_role(rm->sup, info.name, 0);
         }
     }
@@ -674,7 +681,8 @@ static void rm_sync_roles(struct rolemgr *rm)
     }
 }
 
-/* --- role definitions from the configuration ------------------------------- */
+/* --- role definitions from the configuration -------------------------------
+ */
 
 static void rm_propose_put(struct rolemgr *rm, const struct table_role_def *d)
 {
@@ -703,8 +711,7 @@ static void rm_check_definitions(struct rolemgr *rm)
     if (!rm_leader_ready(rm)) {
         uint64_t leader = rm_leader(rm);
         struct rm_peer *p = rm_peer(rm, leader, false);
-        if (p == NULL || !p->leader ||
-            rnode_applied_index(rm->rn) < p->commit)
+        if (p == NULL || !p->leader || rnode_applied_index(rm->rn) < p->commit)
             return; /* not caught up yet */
     }
     /* Caught up. A node restarted after a drain is in service again. */
@@ -748,7 +755,8 @@ static void rm_check_definitions(struct rolemgr *rm)
     rm->conflict_rev = rev;
 }
 
-/* --- drain ----------------------------------------------------------------- */
+/* --- drain -----------------------------------------------------------------
+ */
 
 static void rm_drain_step(struct rolemgr *rm, const char *step)
 {
@@ -931,7 +939,8 @@ void rm_undrain(struct rolemgr *rm)
     rm_emit(rm, "drain", "undrain", NULL, NULL);
 }
 
-/* --- shutdown -------------------------------------------------------------- */
+/* --- shutdown --------------------------------------------------------------
+ */
 
 static void rm_shutdown_next(struct rolemgr *rm);
 
@@ -954,8 +963,8 @@ static void rm_shutdown_next(struct rolemgr *rm)
                         rm->rn == NULL || rnode_state(rm->rn) == RNODE_OFF;
         if (!released && now < rm->stop_deadline)
             return;
-        log_info("shutdown_step", "step=%s", released ? "roles_released"
-                                                      : "release_timeout");
+        log_info("shutdown_step", "step=%s",
+                 released ? "roles_released" : "release_timeout");
         rm->stop_phase = 3;
         rm->stop_deadline = now + RM_TRANSFER_WAIT_MS;
         if (rm_is_leader(rm))
@@ -983,7 +992,8 @@ void rolemgr_shutdown(struct rolemgr *rm, void (*done)(void *ctx), void *ctx)
     super_stop_all(rm->sup, 0, rm_shutdown_roles_done, rm);
 }
 
-/* --- the tick -------------------------------------------------------------- */
+/* --- the tick --------------------------------------------------------------
+ */
 
 /* Drops what the membership no longer knows (reaped or forgotten ids), so
  * the peer list does not grow with every id Spot churn brings. */
@@ -1077,7 +1087,8 @@ static void rm_on_raft_change(void *ctx)
         rm->ready_term = 0;
 }
 
-/* --- Raft start and foreign state ------------------------------------------ */
+/* --- Raft start and foreign state ------------------------------------------
+ */
 
 static void rm_rejoin_roles_down(void *ctx)
 {
@@ -1098,8 +1109,8 @@ static void rm_rejoin_fresh(struct rolemgr *rm, const char *reason)
     /* Out of Raft at once: the other cluster's leader may already be
      * adding this node's old id. */
     rnode_stop(rm->rn);
-    super_stop_all(rm->sup, rm->cfg->fence_grace_ms ? rm->cfg->fence_grace_ms
-                                                    : 1,
+    super_stop_all(rm->sup,
+                   rm->cfg->fence_grace_ms ? rm->cfg->fence_grace_ms : 1,
                    rm_rejoin_roles_down, rm);
 }
 
@@ -1123,8 +1134,7 @@ static void rm_raft_begin(struct rolemgr *rm, bool founder, bool has_state)
     }
     rm->raft_retry_at = 0;
     rm->raft_started = true;
-    log_info("raft_start",
-             "dir=%s port=%u bootstrap=%s state=%s", rm->raft_dir,
+    log_info("raft_start", "dir=%s port=%u bootstrap=%s state=%s", rm->raft_dir,
              config_raft_port(rm->cfg), founder && !has_state ? "yes" : "no",
              has_state ? "restored" : "new");
 }
@@ -1163,8 +1173,8 @@ static void rm_start_pending_tick(struct rolemgr *rm, monotime_t now)
     }
     bool leader_seen = false;
     for (size_t i = 0; i < rm->n_peers; i++)
-        leader_seen |= rm->peers[i].leader &&
-                       rm->peers[i].commit_at >= rm->start_since;
+        leader_seen |=
+            rm->peers[i].leader && rm->peers[i].commit_at >= rm->start_since;
     if (!leader_seen && now < rm->start_until)
         return;
     rm->start_pending = false;
@@ -1176,17 +1186,16 @@ static void rm_start_pending_tick(struct rolemgr *rm, monotime_t now)
 static void rm_adopt_epoch(struct rolemgr *rm)
 {
     uint64_t leader = rm_leader(rm);
-    struct rm_peer *p = leader && leader != rm->id
-                            ? rm_peer(rm, leader, false)
-                            : NULL;
+    struct rm_peer *p =
+        leader && leader != rm->id ? rm_peer(rm, leader, false) : NULL;
     if (p == NULL || !p->leader || p->epoch <= rm->epoch ||
         rnode_membership(rm->rn, rm->id) == RNODE_NONE ||
         rnode_applied_index(rm->rn) < p->commit)
         return;
     int rc = rm_write_id_file(rm->raft_dir, "epoch", p->epoch);
     if (rc < 0) {
-        log_error("raft_dir_write_failed", "dir=%s error=\"%s\"",
-                  rm->raft_dir, strerror(-rc));
+        log_error("raft_dir_write_failed", "dir=%s error=\"%s\"", rm->raft_dir,
+                  strerror(-rc));
         return;
     }
     char hex[MSG_ID_LEN + 1];
@@ -1231,7 +1240,8 @@ void rolemgr_on_cluster(struct rolemgr *rm, uint64_t cluster_id,
                       rm->raft_dir, strerror(-rc));
         rm->stored_cluster = cluster_id;
     }
-    bool founder = strcmp(how, "founded") == 0 || strcmp(how, "standalone") == 0;
+    bool founder =
+        strcmp(how, "founded") == 0 || strcmp(how, "standalone") == 0;
     /* data_dir/raft_id names the id whose Raft state (term, vote, log)
      * was last written here: that id without Raft state means the state
      * was removed, and an id that forgot its votes must not vote again. */
@@ -1253,12 +1263,14 @@ void rolemgr_on_cluster(struct rolemgr *rm, uint64_t cluster_id,
     rm_raft_begin(rm, founder, has_state);
 }
 
-/* --- heartbeats and app messages ------------------------------------------- */
+/* --- heartbeats and app messages -------------------------------------------
+ */
 
 struct json_object *rolemgr_heartbeat_app(struct rolemgr *rm)
 {
     struct json_object *o = json_object_new_object();
-    json_object_object_add(o, "rp", json_object_new_int(config_raft_port(rm->cfg)));
+    json_object_object_add(o, "rp",
+                           json_object_new_int(config_raft_port(rm->cfg)));
     if (rm->epoch != 0)
         msg_add_id(o, "ep", rm->epoch);
     if (rm_leader_ready(rm)) { /* after its barrier: the table is whole */
@@ -1290,8 +1302,8 @@ struct json_object *rolemgr_heartbeat_app(struct rolemgr *rm)
 
 /* Replaces *v with the role names of the array key of app (none when
  * absent; at most TABLE_ROLES_MAX, names too long are skipped). */
-static void rm_app_names(struct json_object *app, const char *key,
-                         char ***v, size_t *n)
+static void rm_app_names(struct json_object *app, const char *key, char ***v,
+                         size_t *n)
 {
     struct json_object *a;
     rm_strv_free(*v, *n);
@@ -1350,7 +1362,8 @@ void rolemgr_on_app(struct rolemgr *rm, uint64_t from, struct json_object *m)
         rm_on_fwd_reply(rm, from, m);
 }
 
-/* --- reload ---------------------------------------------------------------- */
+/* --- reload ----------------------------------------------------------------
+ */
 
 static const struct table_role_def *rm_cfg_role(const struct config *c,
                                                 const char *name)
@@ -1392,7 +1405,8 @@ void rolemgr_reload(struct rolemgr *rm, struct config *newcfg)
     rm->conflict_seen = xcalloc(newcfg->n_roles + 1, sizeof(uint64_t));
 }
 
-/* --- lifecycle ------------------------------------------------------------- */
+/* --- lifecycle -------------------------------------------------------------
+ */
 
 int rolemgr_new(uv_loop_t *loop, const struct config *cfg,
                 struct cluster *cluster, uint64_t node_id,

@@ -22,10 +22,10 @@
 #include "table.h"
 
 #define RM_TICK_MS CONFIG_LEASE_CHECK_MS /* the lease check period */
-#define RM_FWD_TIMEOUT_MS 3000   /* a forwarded write without reply */
-#define RM_RETRY_MS 200          /* before resending a failed write */
-#define RM_CHANGE_RETRY_MS 2000  /* after a failed membership change */
-#define RM_MAX_SERVERS 512       /* Raft configuration entries we read */
+#define RM_FWD_TIMEOUT_MS 3000           /* a forwarded write without reply */
+#define RM_RETRY_MS 200                  /* before resending a failed write */
+#define RM_CHANGE_RETRY_MS 2000          /* after a failed membership change */
+#define RM_MAX_SERVERS 512 /* Raft configuration entries we read */
 #define RM_SHUTDOWN_RELEASE_MS 2000
 #define RM_TRANSFER_WAIT_MS 1500
 #define RM_DRAIN_DEFAULT_S 300
@@ -35,7 +35,12 @@
 #define RM_PRUNE_MS 10000          /* forget what peers said once forgotten */
 #define RM_RAFT_RETRY_MS 5000      /* after Raft failed to start */
 
-enum rm_drain_state { DRAIN_NONE = 0, DRAIN_DRAINING, DRAIN_DRAINED, DRAIN_FAILED };
+enum rm_drain_state {
+    DRAIN_NONE = 0,
+    DRAIN_DRAINING,
+    DRAIN_DRAINED,
+    DRAIN_FAILED
+};
 /* "none", "draining", "drained", "failed", by enum rm_drain_state. */
 extern const char *const rm_drain_names[];
 
@@ -46,14 +51,14 @@ struct rm_peer {
     char zone[TABLE_ZONE_MAX + 1];
     char **crash; /* roles crash-looping there */
     size_t n_crash;
-    bool leader;       /* it said it leads (term below) */
+    bool leader; /* it said it leads (term below) */
     uint64_t term;
-    uint64_t commit;   /* its commit index when it said so */
+    uint64_t commit; /* its commit index when it said so */
     monotime_t commit_at;
-    uint64_t epoch;    /* the recovery epoch it reports, 0 = none */
+    uint64_t epoch;            /* the recovery epoch it reports, 0 = none */
     monotime_t put_refused_at; /* the table refused its node_put then */
-    char **run;        /* roles whose process lives there (any state) */
-    bool fenced;       /* it says it may not run roles now */
+    char **run;                /* roles whose process lives there (any state) */
+    bool fenced;               /* it says it may not run roles now */
     size_t n_run;
 };
 
@@ -97,11 +102,11 @@ struct rolemgr {
     bool start_pending;
     bool start_founder;
     monotime_t start_since, start_until;
-    uint64_t epoch; /* recovery epoch of our Raft state, 0 = never */
-    bool raft_id_kept; /* data_dir/raft_id written for this id */
-    monotime_t prune_at; /* next rm_prune_peers */
+    uint64_t epoch;           /* recovery epoch of our Raft state, 0 = never */
+    bool raft_id_kept;        /* data_dir/raft_id written for this id */
+    monotime_t prune_at;      /* next rm_prune_peers */
     monotime_t raft_retry_at; /* Raft failed to start: try again then */
-    bool rejoining; /* on_rejoin_fresh called */
+    bool rejoining;           /* on_rejoin_fresh called */
     char rejoin_reason[256];
     uv_timer_t tick;
 
@@ -123,7 +128,7 @@ struct rolemgr {
     monotime_t change_retry_at;
 
     /* lease and fencing */
-    bool fenced;     /* roles must not run */
+    bool fenced; /* roles must not run */
     monotime_t fenced_at, regained_at;
     monotime_t contact; /* last lease renewal (our clock) */
     bool lease_valid;
@@ -131,11 +136,11 @@ struct rolemgr {
     /* roles here */
     struct rm_run *runs;
     size_t n_runs, cap_runs;
-    char **crash; /* our crash-looping roles */
+    char **crash;             /* our crash-looping roles */
     monotime_t *crash_forget; /* per crash entry: forget then (0: held) */
     size_t n_crash;
-    bool proposed;         /* startup role definitions proposed */
-    uint64_t conflict_rev; /* table revision conflicts were checked at */
+    bool proposed;           /* startup role definitions proposed */
+    uint64_t conflict_rev;   /* table revision conflicts were checked at */
     uint64_t *conflict_seen; /* per cfg role: the committed revision whose
                                 conflict was reported, 0 if none */
     struct link_noted raft_noted[LINK_NOTED_MAX]; /* Raft transport

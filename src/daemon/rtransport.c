@@ -222,8 +222,8 @@ static void rt_reject(struct rt_conn *c, enum link_note_kind kind,
     struct rt *rt = c->rt;
     char detail[160];
     rt->stats.rejected++;
-    snprintf(detail, sizeof(detail), "direction=%s peer_id=%016llx %s", rt_dir(c),
-             (unsigned long long)c->peer_id, reason);
+    snprintf(detail, sizeof(detail), "direction=%s peer_id=%016llx %s",
+             rt_dir(c), (unsigned long long)c->peer_id, reason);
     link_note(&rt->note, c->peer_addr, kind, event, detail);
     rt_conn_abort(c, RAFT_NOCONNECTION);
 }

@@ -511,8 +511,7 @@ static int client_field_bool(struct json_object *o, const char *key, int *dst,
 
 /* *out = calloc'd room for n elements of size (at least one, so an empty
  * result is not NULL). Returns 0, or BT_ENOMEM with the error set. */
-static int client_calloc(struct bt_client *c, size_t n, size_t size,
-                         void **out)
+static int client_calloc(struct bt_client *c, size_t n, size_t size, void **out)
 {
     *out = calloc(n > 0 ? n : 1, size);
     if (*out != NULL)

@@ -58,12 +58,13 @@ static void test_auth_mac_known_answer(void **state)
     (void)state;
     memset(n1, 0x11, sizeof(n1));
     memset(n2, 0x22, sizeof(n2));
-    assert_int_equal(auth_mac((const uint8_t *)"secret", 6, n1, n2, 1, 2,CH, mac),
-                     0);
+    assert_int_equal(
+        auth_mac((const uint8_t *)"secret", 6, n1, n2, 1, 2, CH, mac), 0);
     assert_memory_equal(mac, want_secret, WIRE_MAC_LEN);
-    assert_int_equal(auth_mac(NULL, 0, n1, n2, 1, 2,CH, mac), 0);
+    assert_int_equal(auth_mac(NULL, 0, n1, n2, 1, 2, CH, mac), 0);
     assert_memory_equal(mac, want_empty, WIRE_MAC_LEN);
-    assert_int_equal(auth_mac((const uint8_t *)"", 0, n1, n2, 1, 2,CH, mac), 0);
+    assert_int_equal(auth_mac((const uint8_t *)"", 0, n1, n2, 1, 2, CH, mac),
+                     0);
     assert_memory_equal(mac, want_empty, WIRE_MAC_LEN);
 }
 
@@ -75,15 +76,17 @@ static void test_auth_verify_good_mac(void **state)
     (void)state;
     pair_init(&p);
     /* A sends; B verifies with the peer's (A's) nonce first. */
-    assert_int_equal(auth_mac(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac), 0);
-    assert_int_equal(
-        auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac, sizeof(mac)),
-        0);
+    assert_int_equal(auth_mac(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac),
+                     0);
+    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac,
+                                 sizeof(mac)),
+                     0);
     /* And the other direction. */
-    assert_int_equal(auth_mac(key, KEYLEN, p.nb, p.na, p.idb, p.ida,CH, mac), 0);
-    assert_int_equal(
-        auth_verify(key, KEYLEN, p.nb, p.na, p.idb, p.ida,CH, mac, sizeof(mac)),
-        0);
+    assert_int_equal(auth_mac(key, KEYLEN, p.nb, p.na, p.idb, p.ida, CH, mac),
+                     0);
+    assert_int_equal(auth_verify(key, KEYLEN, p.nb, p.na, p.idb, p.ida, CH, mac,
+                                 sizeof(mac)),
+                     0);
 }
 
 static void test_auth_verify_wrong_key(void **state)
@@ -95,19 +98,21 @@ static void test_auth_verify_wrong_key(void **state)
     (void)state;
     pair_init(&p);
     assert_int_equal(
-        auth_mac(other, sizeof(other) - 1, p.na, p.nb, p.ida, p.idb,CH, mac), 0);
-    assert_int_equal(
-        auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac, sizeof(mac)),
-        BT_EAUTH);
+        auth_mac(other, sizeof(other) - 1, p.na, p.nb, p.ida, p.idb, CH, mac),
+        0);
+    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac,
+                                 sizeof(mac)),
+                     BT_EAUTH);
     /* A peer without the secret (insecure mode) is refused by a node
      * that has one, and the other way round. */
-    assert_int_equal(auth_mac(NULL, 0, p.na, p.nb, p.ida, p.idb,CH, mac), 0);
+    assert_int_equal(auth_mac(NULL, 0, p.na, p.nb, p.ida, p.idb, CH, mac), 0);
+    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac,
+                                 sizeof(mac)),
+                     BT_EAUTH);
+    assert_int_equal(auth_mac(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac),
+                     0);
     assert_int_equal(
-        auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac, sizeof(mac)),
-        BT_EAUTH);
-    assert_int_equal(auth_mac(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac), 0);
-    assert_int_equal(
-        auth_verify(NULL, 0, p.na, p.nb, p.ida, p.idb,CH, mac, sizeof(mac)),
+        auth_verify(NULL, 0, p.na, p.nb, p.ida, p.idb, CH, mac, sizeof(mac)),
         BT_EAUTH);
 }
 
@@ -120,19 +125,20 @@ static void test_auth_verify_reflected_mac(void **state)
     (void)state;
     pair_init(&p);
     /* B computes its proof for A ... */
-    assert_int_equal(auth_mac(key, KEYLEN, p.nb, p.na, p.idb, p.ida,CH, mac_b), 0);
+    assert_int_equal(auth_mac(key, KEYLEN, p.nb, p.na, p.idb, p.ida, CH, mac_b),
+                     0);
     /* ... and receives it back, claiming to come from A. */
-    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac_b,
-                                 sizeof(mac_b)),
+    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH,
+                                 mac_b, sizeof(mac_b)),
                      BT_EAUTH);
     /* Even if the attacker also reuses B's id, the nonce order differs. */
-    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.idb, p.ida,CH, mac_b,
-                                 sizeof(mac_b)),
+    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.idb, p.ida, CH,
+                                 mac_b, sizeof(mac_b)),
                      BT_EAUTH);
     /* Or if it echoes B's nonce as its own: same nonces both sides, but
      * the ids are swapped, so still refused. */
-    assert_int_equal(auth_verify(key, KEYLEN, p.nb, p.nb, p.ida, p.idb,CH, mac_b,
-                                 sizeof(mac_b)),
+    assert_int_equal(auth_verify(key, KEYLEN, p.nb, p.nb, p.ida, p.idb, CH,
+                                 mac_b, sizeof(mac_b)),
                      BT_EAUTH);
 }
 
@@ -157,18 +163,18 @@ static void test_auth_verify_relayed_mac(void **state)
     assert_int_equal(
         auth_mac(key, KEYLEN, p.nb, p.na, p.idb, p.ida, &b_side, mac_b), 0);
     /* ... which B itself would accept on that connection ... */
-    assert_int_equal(auth_verify(key, KEYLEN, p.nb, p.na, p.idb, p.ida,
-                                 &b_side, mac_b, sizeof(mac_b)),
+    assert_int_equal(auth_verify(key, KEYLEN, p.nb, p.na, p.idb, p.ida, &b_side,
+                                 mac_b, sizeof(mac_b)),
                      0);
     /* ... but A, on its own connection with M, does not. */
-    assert_int_equal(auth_verify(key, KEYLEN, p.nb, p.na, p.idb, p.ida,
-                                 &a_side, mac_b, sizeof(mac_b)),
+    assert_int_equal(auth_verify(key, KEYLEN, p.nb, p.na, p.idb, p.ida, &a_side,
+                                 mac_b, sizeof(mac_b)),
                      BT_EAUTH);
     assert_int_equal(auth_verify(key, KEYLEN, p.nb, p.na, p.idb, p.ida,
                                  &flipped, mac_b, sizeof(mac_b)),
                      BT_EAUTH);
-    assert_int_equal(auth_verify(key, KEYLEN, p.nb, p.na, p.idb, p.ida,
-                                 &ports, mac_b, sizeof(mac_b)),
+    assert_int_equal(auth_verify(key, KEYLEN, p.nb, p.na, p.idb, p.ida, &ports,
+                                 mac_b, sizeof(mac_b)),
                      BT_EAUTH);
 }
 
@@ -179,25 +185,26 @@ static void test_auth_verify_tampered_byte(void **state)
 
     (void)state;
     pair_init(&p);
-    assert_int_equal(auth_mac(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac), 0);
+    assert_int_equal(auth_mac(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac),
+                     0);
     for (int i = 0; i < WIRE_MAC_LEN; i++) {
         memcpy(bad, mac, sizeof(mac));
         bad[i] ^= (uint8_t)(1u << (i % 8));
-        assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, bad,
-                                     sizeof(bad)),
+        assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH,
+                                     bad, sizeof(bad)),
                          BT_EAUTH);
     }
     /* A changed id or nonce in the transcript fails too. */
-    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida + 1, p.idb,CH, mac,
-                                 sizeof(mac)),
+    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida + 1, p.idb, CH,
+                                 mac, sizeof(mac)),
                      BT_EAUTH);
-    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb ^ 1,CH, mac,
-                                 sizeof(mac)),
+    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb ^ 1, CH,
+                                 mac, sizeof(mac)),
                      BT_EAUTH);
     p.nb[WIRE_NONCE_LEN - 1] ^= 0x80;
-    assert_int_equal(
-        auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac, sizeof(mac)),
-        BT_EAUTH);
+    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac,
+                                 sizeof(mac)),
+                     BT_EAUTH);
 }
 
 static void test_auth_verify_wrong_length(void **state)
@@ -207,17 +214,20 @@ static void test_auth_verify_wrong_length(void **state)
 
     (void)state;
     pair_init(&p);
-    assert_int_equal(auth_mac(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac), 0);
-    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac,
+    assert_int_equal(auth_mac(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac),
+                     0);
+    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac,
                                  WIRE_MAC_LEN - 1),
                      BT_EAUTH);
-    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac,
+    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac,
                                  WIRE_MAC_LEN + 1),
                      BT_EAUTH);
-    assert_int_equal(auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, mac, 0),
-                     BT_EAUTH);
     assert_int_equal(
-        auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb,CH, NULL, 0), BT_EAUTH);
+        auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, mac, 0),
+        BT_EAUTH);
+    assert_int_equal(
+        auth_verify(key, KEYLEN, p.na, p.nb, p.ida, p.idb, CH, NULL, 0),
+        BT_EAUTH);
 }
 
 static void test_auth_verify_empty_key_both_ends(void **state)
@@ -227,16 +237,17 @@ static void test_auth_verify_empty_key_both_ends(void **state)
 
     (void)state;
     pair_init(&p);
-    assert_int_equal(auth_mac(NULL, 0, p.na, p.nb, p.ida, p.idb,CH, mac), 0);
+    assert_int_equal(auth_mac(NULL, 0, p.na, p.nb, p.ida, p.idb, CH, mac), 0);
     assert_int_equal(
-        auth_verify(NULL, 0, p.na, p.nb, p.ida, p.idb,CH, mac, sizeof(mac)), 0);
+        auth_verify(NULL, 0, p.na, p.nb, p.ida, p.idb, CH, mac, sizeof(mac)),
+        0);
     /* An empty but non-NULL key is the same key. */
     assert_int_equal(auth_verify((const uint8_t *)"", 0, p.na, p.nb, p.ida,
-                                 p.idb,CH, mac, sizeof(mac)),
+                                 p.idb, CH, mac, sizeof(mac)),
                      0);
     /* Insecure mode still binds the transcript: reflection fails. */
     assert_int_equal(
-        auth_verify(NULL, 0, p.nb, p.na, p.idb, p.ida,CH, mac, sizeof(mac)),
+        auth_verify(NULL, 0, p.nb, p.na, p.idb, p.ida, CH, mac, sizeof(mac)),
         BT_EAUTH);
 }
 

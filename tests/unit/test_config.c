@@ -1092,9 +1092,8 @@ static void test_config_set_roles(void **state)
                                 CONFIG_SRC_ENV, msg, sizeof(msg)),
                      BT_EINVAL);
     assert_int_equal(c->n_roles, 2);
-    assert_int_equal(config_set(c, "roles", "[]", CONFIG_SRC_ENV, msg,
-                                sizeof(msg)),
-                     0);
+    assert_int_equal(
+        config_set(c, "roles", "[]", CONFIG_SRC_ENV, msg, sizeof(msg)), 0);
     assert_int_equal(c->n_roles, 0);
     config_free(c);
     free(c);
@@ -1498,7 +1497,8 @@ static void test_config_load_roles(void **state)
     f = open_memstream(&out, &outlen);
     config_print(&r->c, f);
     fclose(f);
-    assert_non_null(strstr(out, "roles = single x1, web x2, worker x3  # file"));
+    assert_non_null(
+        strstr(out, "roles = single x1, web x2, worker x3  # file"));
     free(out);
     run_free(r);
 
@@ -1512,8 +1512,9 @@ static void test_config_load_roles(void **state)
 
     r = run_load(args, env_bad);
     assert_int_equal(r->rc, 2);
-    assert_has_line(r->err, "env BEETHOVEN_ROLES: roles: solo: \"command\" "
-                            "is missing",
+    assert_has_line(r->err,
+                    "env BEETHOVEN_ROLES: roles: solo: \"command\" "
+                    "is missing",
                     NULL, NULL);
     run_free(r);
 }
@@ -1540,16 +1541,18 @@ static void test_config_load_lease_relations(void **state)
     (void)state;
     r = run_load(NULL, lease_short);
     assert_int_equal(r->rc, 2);
-    assert_has_line(r->err, "config: lease_ms: 1600 is not allowed (more "
-                            "than 2 x election_timeout_ms = 1600",
+    assert_has_line(r->err,
+                    "config: lease_ms: 1600 is not allowed (more "
+                    "than 2 x election_timeout_ms = 1600",
                     NULL, NULL);
     run_free(r);
 
     /* (50 + 200 + 100) x 1.001 rounded up, plus 1 = 352. */
     r = run_load(NULL, margin_short);
     assert_int_equal(r->rc, 2);
-    assert_has_line(r->err, "config: lease_margin_ms: 300 is not allowed (at "
-                            "least 352",
+    assert_has_line(r->err,
+                    "config: lease_margin_ms: 300 is not allowed (at "
+                    "least 352",
                     NULL, NULL);
     run_free(r);
     r = run_load(NULL, margin_ok);
@@ -1558,8 +1561,9 @@ static void test_config_load_lease_relations(void **state)
 
     r = run_load(NULL, port_same);
     assert_int_equal(r->rc, 2);
-    assert_has_line(r->err, "config: raft_port: 3000 is not allowed (a port "
-                            "other than listener_port = 3000)",
+    assert_has_line(r->err,
+                    "config: raft_port: 3000 is not allowed (a port "
+                    "other than listener_port = 3000)",
                     NULL, NULL);
     run_free(r);
     r = run_load(NULL, port_ok);

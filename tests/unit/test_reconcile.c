@@ -997,7 +997,6 @@ static void test_recon_run_generated_changes_within_bound(void **state)
     free(out);
 }
 
-
 /* ---- two-phase hand-over (recon_handover_filter) ---------------------- */
 
 /* Runs recon_run and the hand-over filter with the last n_phantoms rows of
