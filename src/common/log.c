@@ -139,3 +139,12 @@ char *xstrdup(const char *s)
         fatal("reason=out_of_memory prog=%s", log_prog);
     return p;
 }
+
+void log_iso_time(int64_t ms, char out[32])
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}

@@ -33,6 +33,11 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
             log_event(LOG_LVL_DEBUG, ev, __VA_ARGS__);                         \
     } while (0)
 
+/* Formats wall-clock ms as ISO 8601 UTC with milliseconds
+ * ("2026-11-23T21:17:54.123Z"), as logs and events show time. */
+#include <stdint.h>
+void log_iso_time(int64_t ms, char out[32]);
+
 /* Logs at error level with event=fatal and exits with status 1. Used for
  * out-of-memory and impossible states in the daemon, never in the library. */
 void fatal(const char *fmt, ...)

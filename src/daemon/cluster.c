@@ -156,20 +156,11 @@ static unsigned cluster_alive_count(const struct cluster *c)
     return n;
 }
 
-static void cluster_iso_time(int64_t ms, char out[32])
-{
-    time_t sec = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
-
 static struct json_object *cluster_event_new(const char *kind)
 {
     struct json_object *ev = json_object_new_object();
     char ts[32];
-    cluster_iso_time(walltime_ms(), ts);
+    log_iso_time(walltime_ms(), ts);
     json_object_object_add(ev, "ts", json_object_new_string(ts));
     json_object_object_add(ev, "kind", json_object_new_string(kind));
     return ev;
@@ -1256,6 +1247,7 @@ static void cluster_on_scan_timer(uv_timer_t *t)
         .prefix = c->cfg->cluster_net_mask,
         .self = self->info.addr,
         .port = c->cfg->listener_port,
+        .skip_low = c->cfg->azure_subnet ? 3 : 0,
         .concurrency = c->cfg->scan_concurrency,
         .cluster_name = c->cfg->cluster_name,
         .stop_on_cluster = c->state == CLUSTER_SEEKING,
@@ -1540,7 +1532,7 @@ struct json_object *cluster_nodes_json(const struct cluster *c,
         json_object_object_add(
             o, "incarnation",
             json_object_new_int64((int64_t)m->info.incarnation));
-        cluster_iso_time(m->self ? c->started_wall : m->last_change_wall, ts);
+        log_iso_time(m->self ? c->started_wall : m->last_change_wall, ts);
         json_object_object_add(o, "last_change", json_object_new_string(ts));
         json_object_object_add(o, "self", json_object_new_boolean(m->self));
         json_object_array_add(arr, o);

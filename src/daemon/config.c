@@ -4,6 +4,7 @@
  * the environment and flags, --check-config output and --help all use it. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -36,6 +37,8 @@ enum config_type {
     CT_SECRET, /* 16..1024 bytes, never printed */
     CT_LEVEL,  /* log level name */
     CT_ROLES,  /* JSON array of role objects */
+    CT_CHOICE, /* one of a few words (config_choices) */
+    CT_URL,    /* http://host[:port] */
 };
 
 enum {
@@ -67,8 +70,9 @@ struct config_keydef {
  * config_key_names[], from CONFIG_KEYS itself. */
 static const struct config_keydef config_keydefs[] = {
     KEY(USE_AZ_NET, CT_BOOL, 0, 0, 0, "false",
-        "true or false (true is not supported by this build yet)",
-        "Take the cluster subnet from Azure IMDS instead of cluster_net."),
+        "true or false; true needs azure auto (on an Azure VM) or on",
+        "Take the cluster subnet and this node's address from Azure IMDS "
+        "instead of cluster_net."),
     KEY(CLUSTER_NET, CT_NET, 0, 0, 0, "127.0.0.0",
         "an IPv4 network address with no host bits set, e.g. 10.0.0.0",
         "Network to scan for other nodes."),
@@ -153,7 +157,80 @@ static const struct config_keydef config_keydefs[] = {
         "docs/configuration.md, Roles)",
         "Role definitions: [{\"name\", \"command\", \"args\", "
         "\"instances\", \"env\", \"stop_timeout_ms\", \"restart\"}]."),
+    KEY(AZURE, CT_CHOICE, 0, 0, 0, "auto", "auto, on or off",
+        "Azure integration (IMDS, scheduled events); auto turns it on when "
+        "the DMI asset tag says this is an Azure VM."),
+    KEY(IMDS_URL, CT_URL, 0, 0, CONFIG_URL_MAX - 1, CONFIG_DEFAULT_IMDS_URL,
+        "http://HOST[:PORT] without a path, at most 255 bytes",
+        "Base URL of the Instance Metadata Service (a mock in tests)."),
+    KEY(AZURE_POLL_MS, CT_UINT, 0, 250, 60000, "1000", "250..60000",
+        "Period of the scheduled events poll (IMDS allows 5 requests/s)."),
+    KEY(AZURE_ACTION_FREEZE, CT_CHOICE, 0, 0, 0, "hook",
+        "drain, hook or ignore", "What a Freeze event for this VM does."),
+    KEY(AZURE_ACTION_REBOOT, CT_CHOICE, 0, 0, 0, "hook",
+        "drain, hook or ignore", "What a Reboot event for this VM does."),
+    KEY(AZURE_ACTION_REDEPLOY, CT_CHOICE, 0, 0, 0, "hook",
+        "drain, hook or ignore", "What a Redeploy event for this VM does."),
+    KEY(AZURE_ACTION_PREEMPT, CT_CHOICE, 0, 0, 0, "drain",
+        "drain, hook or ignore",
+        "What a Preempt (Spot eviction) event for this VM does."),
+    KEY(AZURE_ACTION_TERMINATE, CT_CHOICE, 0, 0, 0, "drain",
+        "drain, hook or ignore", "What a Terminate event for this VM does."),
+    KEY(AZURE_APPROVE, CT_BOOL, 0, 0, 0, "true", "true or false",
+        "Approve a drained event once its roles run elsewhere, when it names "
+        "this VM alone."),
+    KEY(AZURE_HANDOFF_MS, CT_UINT, CK_ZERO_OK, 1, 600000, "5000", "0..600000",
+        "An evicted node's roles are stopped (their grace cut short) at the "
+        "latest this long before NotBefore, the time the cluster gets to "
+        "start them elsewhere."),
+    KEY(HOOKS_DIR, CT_PATH, 0, 0, CONFIG_PATH_MAX - 1, CONFIG_DEFAULT_HOOKS_DIR,
+        "an absolute path",
+        "Directory of hook executables run on events (missing: none)."),
+    KEY(HOOK_TIMEOUT_MS, CT_UINT, 0, 100, 3600000, "10000", "100..3600000",
+        "A hook still running after this long is killed."),
 };
+
+/* The words of each CT_CHOICE key, indexed by the stored enum value. */
+static const char *const config_azure_words[] = {"auto", "on", "off", NULL};
+static const char *const config_action_words[] = {"drain", "hook", "ignore",
+                                                  NULL};
+
+const char *config_event_action_str(enum config_event_action a)
+{
+    return (unsigned)a < 3 ? config_action_words[a] : "?";
+}
+
+/* The choice words of key k and where its value is stored. */
+static const char *const *config_choices(struct config *c, enum config_key k,
+                                         unsigned **field)
+{
+    if (k == CONFIG_KEY_AZURE) {
+        *field = (unsigned *)&c->azure;
+        return config_azure_words;
+    }
+    *field = (unsigned *)&c->azure_action[k - CONFIG_KEY_AZURE_ACTION_FREEZE];
+    return config_action_words;
+}
+
+/* http://HOST[:PORT] with an optional trailing slash and nothing else:
+ * the IMDS paths are appended to it. */
+static bool config_url_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n > max || strncmp(s, "http://", 7) != 0 || n == 7)
+        return false;
+    const char *p = s + 7;
+    if (*p == ':' || *p == '/')
+        return false;
+    for (; *p && *p != '/'; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' ||
+              *p == ':' || *p == '[' || *p == ']'))
+            return false;
+    for (; *p; p++)
+        if (*p != '/')
+            return false;
+    return true;
+}
 #undef KEY
 
 _Static_assert(sizeof(config_keydefs) / sizeof(config_keydefs[0]) ==
@@ -547,6 +624,12 @@ static unsigned *config_uint_field(struct config *c, enum config_key k)
         return &c->fence_grace_ms;
     case CONFIG_KEY_CLOCK_DRIFT_PPM:
         return &c->clock_drift_ppm;
+    case CONFIG_KEY_AZURE_POLL_MS:
+        return &c->azure_poll_ms;
+    case CONFIG_KEY_AZURE_HANDOFF_MS:
+        return &c->azure_handoff_ms;
+    case CONFIG_KEY_HOOK_TIMEOUT_MS:
+        return &c->hook_timeout_ms;
     default:
         return NULL;
     }
@@ -571,6 +654,9 @@ static char *config_str_field(struct config *c, enum config_key k, size_t *size)
     case CONFIG_KEY_CONTROL_SOCKET:
         *size = sizeof(c->control_socket);
         return c->control_socket;
+    case CONFIG_KEY_HOOKS_DIR:
+        *size = sizeof(c->hooks_dir);
+        return c->hooks_dir;
     default:
         return NULL;
     }
@@ -965,17 +1051,37 @@ static int config_apply(struct config *c, enum config_key k,
     case CT_BOOL:
         if (config_value_bool(v, &b) != 0)
             return config_reject(k, v, msg, len);
-        if (k == CONFIG_KEY_USE_AZ_NET) {
-            if (b) {
-                snprintf(msg, len,
-                         "use_az_net: true is not supported by this build yet "
-                         "(the Azure IMDS client is not built in)");
-                return BT_EINVAL;
-            }
+        if (k == CONFIG_KEY_USE_AZ_NET)
             c->use_az_net = b;
-        } else
+        else if (k == CONFIG_KEY_AZURE_APPROVE)
+            c->azure_approve = b;
+        else
             c->insecure = b;
         return 0;
+
+    case CT_CHOICE: {
+        unsigned *field;
+        const char *const *words = config_choices(c, k, &field);
+        if (config_value_string(v, &s) != 0)
+            return config_reject(k, v, msg, len);
+        for (unsigned i = 0; words[i] != NULL; i++)
+            if (strcasecmp(s, words[i]) == 0) {
+                *field = i;
+                return 0;
+            }
+        return config_reject(k, v, msg, len);
+    }
+
+    case CT_URL: {
+        if (config_value_string(v, &s) != 0 || !config_url_ok(s, d->max))
+            return config_reject(k, v, msg, len);
+        size_t n = strlen(s);
+        while (n > 0 && s[n - 1] == '/')
+            n--;
+        memcpy(c->imds_url, s, n);
+        c->imds_url[n] = '\0';
+        return 0;
+    }
 
     case CT_UINT:
         if (config_value_u64(v, &u) != 0 ||
@@ -1090,6 +1196,16 @@ void config_defaults(struct config *c)
     c->lease_margin_ms = 300;
     c->fence_grace_ms = 100;
     c->clock_drift_ppm = 1000;
+    c->azure = CONFIG_AZURE_AUTO;
+    snprintf(c->imds_url, sizeof(c->imds_url), "%s", CONFIG_DEFAULT_IMDS_URL);
+    c->azure_poll_ms = 1000;
+    for (int i = 0; i < CONFIG_EVENT_TYPES; i++) /* Preempt, Terminate */
+        c->azure_action[i] = i >= 3 ? CONFIG_ACTION_DRAIN : CONFIG_ACTION_HOOK;
+    c->azure_approve = true;
+    c->azure_handoff_ms = 5000;
+    snprintf(c->hooks_dir, sizeof(c->hooks_dir), "%s",
+             CONFIG_DEFAULT_HOOKS_DIR);
+    c->hook_timeout_ms = 10000;
     for (int i = 0; i < CONFIG_KEY_COUNT; i++)
         c->source[i] = CONFIG_SRC_DEFAULT;
 }
@@ -1652,7 +1768,8 @@ static void config_check_merged(struct config_loader *ld)
                          "/%u (use %s)",
                          cidr_format_addr(c->cluster_net, a),
                          c->cluster_net_mask, cidr_format_addr(net, b));
-        } else if (c->bind_address != 0 && !ld->bad[CONFIG_KEY_BIND_ADDRESS]) {
+        } else if (c->bind_address != 0 && !ld->bad[CONFIG_KEY_BIND_ADDRESS] &&
+                   !c->use_az_net) { /* use_az_net: the subnet comes later */
             if (!cidr_contains(net, c->cluster_net_mask, c->bind_address))
                 config_error(ld,
                              "config: bind_address: \"%s\" is outside "
@@ -1692,6 +1809,11 @@ static void config_check_merged(struct config_loader *ld)
                      "than listener_port = %u)",
                      c->raft_port, (unsigned)c->listener_port);
     config_check_lease(ld);
+    if (!ld->bad[CONFIG_KEY_USE_AZ_NET] && !ld->bad[CONFIG_KEY_AZURE] &&
+        c->use_az_net && c->azure == CONFIG_AZURE_OFF)
+        config_error(ld, "config: use_az_net: true is not allowed with azure "
+                         "= off (the subnet comes from Azure IMDS; set azure "
+                         "to auto or on)");
 
     /* The secret: exactly one of secret, secret_file, insecure=true. */
     if (ld->bad[CONFIG_KEY_SECRET] || ld->bad[CONFIG_KEY_SECRET_FILE])
@@ -1784,6 +1906,27 @@ static void config_format(const struct config *c, enum config_key k, char *buf,
         return;
     case CONFIG_KEY_INSECURE:
         snprintf(buf, size, "%s", c->insecure ? "true" : "false");
+        return;
+    case CONFIG_KEY_AZURE_APPROVE:
+        snprintf(buf, size, "%s", c->azure_approve ? "true" : "false");
+        return;
+    case CONFIG_KEY_AZURE:
+        snprintf(buf, size, "%s", config_azure_words[c->azure]);
+        return;
+    case CONFIG_KEY_AZURE_ACTION_FREEZE:
+    case CONFIG_KEY_AZURE_ACTION_REBOOT:
+    case CONFIG_KEY_AZURE_ACTION_REDEPLOY:
+    case CONFIG_KEY_AZURE_ACTION_PREEMPT:
+    case CONFIG_KEY_AZURE_ACTION_TERMINATE:
+        snprintf(buf, size, "%s",
+                 config_event_action_str(
+                     c->azure_action[k - CONFIG_KEY_AZURE_ACTION_FREEZE]));
+        return;
+    case CONFIG_KEY_IMDS_URL:
+        config_escape(buf, size, c->imds_url, false);
+        return;
+    case CONFIG_KEY_HOOKS_DIR:
+        config_escape(buf, size, c->hooks_dir, false);
         return;
     case CONFIG_KEY_CLUSTER_NET:
         snprintf(buf, size, "%s", cidr_format_addr(c->cluster_net, a));

@@ -63,7 +63,19 @@ const char *config_source_str(enum config_source src);
     X(LEASE_MARGIN_MS, lease_margin_ms)                                        \
     X(FENCE_GRACE_MS, fence_grace_ms)                                          \
     X(CLOCK_DRIFT_PPM, clock_drift_ppm)                                        \
-    X(ROLES, roles)
+    X(ROLES, roles)                                                            \
+    X(AZURE, azure)                                                            \
+    X(IMDS_URL, imds_url)                                                      \
+    X(AZURE_POLL_MS, azure_poll_ms)                                            \
+    X(AZURE_ACTION_FREEZE, azure_action_freeze)                                \
+    X(AZURE_ACTION_REBOOT, azure_action_reboot)                                \
+    X(AZURE_ACTION_REDEPLOY, azure_action_redeploy)                            \
+    X(AZURE_ACTION_PREEMPT, azure_action_preempt)                              \
+    X(AZURE_ACTION_TERMINATE, azure_action_terminate)                          \
+    X(AZURE_APPROVE, azure_approve)                                            \
+    X(AZURE_HANDOFF_MS, azure_handoff_ms)                                      \
+    X(HOOKS_DIR, hooks_dir)                                                    \
+    X(HOOK_TIMEOUT_MS, hook_timeout_ms)
 
 enum config_key {
 #define CONFIG_KEY_ENUM(id, name) CONFIG_KEY_##id,
@@ -88,6 +100,28 @@ struct config_role {
 /* Slack after fence_grace_ms for the SIGKILL of a role's process group to
  * take effect. */
 #define CONFIG_KILL_SLACK_MS 100
+
+#define CONFIG_DEFAULT_IMDS_URL "http://169.254.169.254"
+#define CONFIG_DEFAULT_HOOKS_DIR "/etc/beethoven/hooks.d"
+#define CONFIG_URL_MAX 256
+
+/* azure: whether the Azure integration (IMDS, scheduled events) runs. */
+enum config_azure {
+    CONFIG_AZURE_AUTO = 0, /* on when the DMI asset tag says Azure */
+    CONFIG_AZURE_ON,
+    CONFIG_AZURE_OFF,
+};
+
+/* What a scheduled event of one type makes this node do. */
+enum config_event_action {
+    CONFIG_ACTION_DRAIN = 0, /* hand roles over by NotBefore, then hooks */
+    CONFIG_ACTION_HOOK,      /* run the hook scripts only */
+    CONFIG_ACTION_IGNORE,
+};
+/* Index of azure_action[]: the Scheduled Events types, in this order. */
+#define CONFIG_EVENT_TYPES 5 /* Freeze, Reboot, Redeploy, Preempt, Terminate   \
+                              */
+const char *config_event_action_str(enum config_event_action a);
 
 struct config {
     bool use_az_net;
@@ -123,6 +157,17 @@ struct config {
     unsigned clock_drift_ppm;  /* assumed bound on clock-rate difference */
     struct config_role *roles; /* n_roles, sorted by name, names unique */
     size_t n_roles;
+    enum config_azure azure;
+    char imds_url[CONFIG_URL_MAX]; /* "http://host[:port]", no slash at end */
+    unsigned azure_poll_ms;        /* scheduled events poll period */
+    enum config_event_action azure_action[CONFIG_EVENT_TYPES];
+    bool azure_approve;        /* approve a drained event naming only us */
+    unsigned azure_handoff_ms; /* roles stop this long before NotBefore */
+    char hooks_dir[CONFIG_PATH_MAX];
+    unsigned hook_timeout_ms;
+    /* Set at start, not a key: the subnet came from Azure IMDS, whose
+     * .1-.3 the scan skips (network and broadcast are never scanned). */
+    bool azure_subnet;
 
     char config_file[CONFIG_PATH_MAX]; /* file that was read, "" if none */
     enum config_source source[CONFIG_KEY_COUNT];

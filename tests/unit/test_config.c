@@ -288,6 +288,18 @@ static void test_config_load_file_values(void **state)
     assert_int_equal(c->lease_margin_ms, 400);
     assert_int_equal(c->fence_grace_ms, 200);
     assert_int_equal(c->clock_drift_ppm, 500);
+    assert_int_equal(c->azure, CONFIG_AZURE_OFF);
+    assert_string_equal(c->imds_url, "http://127.0.0.1:8169");
+    assert_int_equal(c->azure_poll_ms, 500);
+    assert_int_equal(c->azure_action[0], CONFIG_ACTION_IGNORE);
+    assert_int_equal(c->azure_action[1], CONFIG_ACTION_DRAIN);
+    assert_int_equal(c->azure_action[2], CONFIG_ACTION_HOOK);
+    assert_int_equal(c->azure_action[3], CONFIG_ACTION_DRAIN);
+    assert_int_equal(c->azure_action[4], CONFIG_ACTION_HOOK);
+    assert_false(c->azure_approve);
+    assert_int_equal(c->azure_handoff_ms, 3000);
+    assert_string_equal(c->hooks_dir, "/srv/beethoven/hooks");
+    assert_int_equal(c->hook_timeout_ms, 2000);
     for (int k = 0; k < CONFIG_KEY_COUNT; k++)
         if (k != CONFIG_KEY_SECRET_FILE)
             assert_int_equal(c->source[k], CONFIG_SRC_FILE);
@@ -1107,10 +1119,80 @@ static void test_config_set_use_az_net_true(void **state)
     (void)state;
     assert_int_equal(
         config_set(c, "use_az_net", "yes", CONFIG_SRC_ENV, msg, sizeof(msg)),
+        0);
+    assert_true(c->use_az_net);
+    config_free(c);
+    free(c);
+}
+
+/* The Azure keys: words, the URL, ranges. */
+static void test_config_set_azure_keys(void **state)
+{
+    struct config *c = new_config();
+    char msg[256];
+
+    (void)state;
+    assert_int_equal(c->azure, CONFIG_AZURE_AUTO);
+    assert_string_equal(c->imds_url, "http://169.254.169.254");
+    assert_int_equal(c->azure_action[3], CONFIG_ACTION_DRAIN); /* Preempt */
+    assert_int_equal(c->azure_action[4], CONFIG_ACTION_DRAIN); /* Terminate */
+    assert_int_equal(c->azure_action[0], CONFIG_ACTION_HOOK);  /* Freeze */
+    assert_true(c->azure_approve);
+    expect_set_ok("azure", "OFF");
+    assert_int_equal(
+        config_set(c, "azure", "on", CONFIG_SRC_ENV, msg, sizeof(msg)), 0);
+    assert_int_equal(c->azure, CONFIG_AZURE_ON);
+    assert_int_equal(
+        config_set(c, "azure", "maybe", CONFIG_SRC_ENV, msg, sizeof(msg)),
         BT_EINVAL);
-    assert_string_equal(msg, "use_az_net: true is not supported by this build "
-                             "yet (the Azure IMDS client is not built in)");
-    assert_false(c->use_az_net);
+    assert_non_null(strstr(msg, "auto, on or off"));
+    assert_int_equal(config_set(c, "azure_action_freeze", "drain",
+                                CONFIG_SRC_ENV, msg, sizeof(msg)),
+                     0);
+    assert_int_equal(c->azure_action[0], CONFIG_ACTION_DRAIN);
+    assert_int_equal(config_set(c, "azure_action_preempt", "Ignore",
+                                CONFIG_SRC_ENV, msg, sizeof(msg)),
+                     0);
+    assert_int_equal(c->azure_action[3], CONFIG_ACTION_IGNORE);
+    assert_int_equal(config_set(c, "azure_action_reboot", "reboot",
+                                CONFIG_SRC_ENV, msg, sizeof(msg)),
+                     BT_EINVAL);
+    assert_non_null(strstr(msg, "drain, hook or ignore"));
+    assert_int_equal(config_set(c, "imds_url", "http://127.0.0.1:8169/",
+                                CONFIG_SRC_ENV, msg, sizeof(msg)),
+                     0);
+    assert_string_equal(c->imds_url, "http://127.0.0.1:8169");
+    static const char *const bad_urls[] = {
+        "https://169.254.169.254", "http://",         "http://a b", "ftp://x",
+        "http://host/metadata",    "169.254.169.254", "http://:80"};
+    for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+        assert_int_equal(config_set(c, "imds_url", bad_urls[i], CONFIG_SRC_ENV,
+                                    msg, sizeof(msg)),
+                         BT_EINVAL);
+        assert_non_null(strstr(msg, "imds_url: "));
+    }
+    assert_string_equal(c->imds_url, "http://127.0.0.1:8169");
+    assert_int_equal(
+        config_set(c, "azure_poll_ms", "100", CONFIG_SRC_ENV, msg, sizeof(msg)),
+        BT_EINVAL);
+    assert_int_equal(
+        config_set(c, "azure_poll_ms", "250", CONFIG_SRC_ENV, msg, sizeof(msg)),
+        0);
+    assert_int_equal(c->azure_poll_ms, 250);
+    assert_int_equal(config_set(c, "azure_handoff_ms", "0", CONFIG_SRC_ENV, msg,
+                                sizeof(msg)),
+                     0);
+    assert_int_equal(c->azure_handoff_ms, 0);
+    assert_int_equal(config_set(c, "azure_approve", "false", CONFIG_SRC_ENV,
+                                msg, sizeof(msg)),
+                     0);
+    assert_false(c->azure_approve);
+    assert_int_equal(config_set(c, "hooks_dir", "relative/dir", CONFIG_SRC_ENV,
+                                msg, sizeof(msg)),
+                     BT_EINVAL);
+    assert_int_equal(config_set(c, "hook_timeout_ms", "50", CONFIG_SRC_ENV, msg,
+                                sizeof(msg)),
+                     BT_EINVAL);
     config_free(c);
     free(c);
 }
@@ -1572,19 +1654,23 @@ static void test_config_load_lease_relations(void **state)
     run_free(r);
 }
 
+/* use_az_net takes the subnet from IMDS: not with azure = off. */
 static void test_config_load_use_az_net_rejected(void **state)
 {
-    const char *args[] = {"-c", DATA("az_net.json"), NULL};
+    const char *args[] = {"-c", DATA("az_net.json"), "--azure", "off", NULL};
     struct run *r = run_load(args, NULL);
-    char want[512];
 
     (void)state;
     assert_int_equal(r->rc, 2);
-    snprintf(want, sizeof(want),
-             "%s: use_az_net: true is not supported by this build yet (the "
-             "Azure IMDS client is not built in)\n",
-             DATA("az_net.json"));
-    assert_string_equal(r->err, want);
+    assert_string_equal(r->err,
+                        "config: use_az_net: true is not allowed with azure = "
+                        "off (the subnet comes from Azure IMDS; set azure to "
+                        "auto or on)\n");
+    run_free(r);
+    const char *ok[] = {"-c", DATA("az_net.json"), "--azure", "on", NULL};
+    r = run_load(ok, NULL);
+    assert_int_equal(r->rc, 0);
+    assert_true(r->c.use_az_net);
     run_free(r);
 }
 
@@ -1697,6 +1783,7 @@ int main(void)
         cmocka_unit_test(test_config_set_timing_ranges),
         cmocka_unit_test(test_config_set_roles),
         cmocka_unit_test(test_config_set_use_az_net_true),
+        cmocka_unit_test(test_config_set_azure_keys),
         cmocka_unit_test(test_config_load_file_json_types),
         cmocka_unit_test(test_config_load_unknown_key_suggestion),
         cmocka_unit_test(test_config_load_unknown_env_var),

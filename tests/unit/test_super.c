@@ -10,7 +10,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -23,7 +22,6 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "beethoven/error.h"
@@ -31,12 +29,13 @@
 #include "monotime.h"
 #include "super.h"
 
+#include "proc_util.h"
+
 #ifndef BT_ROLE_EXEC_PATH
 #error "BT_ROLE_EXEC_PATH must name the built beethoven-role-exec"
 #endif
 
 #define MAX_EVENTS 1024
-#define MAX_PIDS 64
 
 struct rec_event {
     char role[SUPER_NAME_MAX + 1];
@@ -51,10 +50,8 @@ struct rec_stop {
 };
 
 struct fx {
-    char dir[64];
-    char direnv[96]; /* "DIR=<dir>" for the role scripts */
-    uv_loop_t loop;
-    uv_timer_t tick; /* keeps uv_run(ONCE) waking while a test waits */
+    struct proc_fx base; /* scratch dir, loop, tracked pids, log capture */
+    char direnv[96];     /* "DIR=<dir>" for the role scripts */
     struct super_config cfg;
     struct super *s;
     struct rec_event ev[MAX_EVENTS];
@@ -63,10 +60,6 @@ struct fx {
     size_t nstops;
     unsigned crashloops, crashloop_exits;
     unsigned dones;
-    pid_t pids[MAX_PIDS]; /* SIGKILLed in the teardown */
-    size_t npids;
-    int saved_stderr;
-    char capture[128];
 };
 
 /* ---- hooks ---- */
@@ -107,211 +100,12 @@ static void on_done(void *ctx)
     f->dones++;
 }
 
-/* ---- processes ---- */
-
-static void track(struct fx *f, pid_t pid)
-{
-    if (pid > 0 && f->npids < MAX_PIDS)
-        f->pids[f->npids++] = pid;
-}
-
-/* Alive and not a zombie (an orphan may wait a while for its reaper). */
-static bool pid_alive(pid_t pid)
-{
-    if (pid <= 0)
-        return false;
-    if (kill(pid, 0) != 0)
-        return errno == EPERM;
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    if (p == NULL || p[1] == '\0')
-        return true;
-    return p[2] != 'Z' && p[2] != 'X';
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Waits (without the loop) until every pid is gone; returns the time it
- * took, or -1. */
-static long wait_gone(const pid_t *pids, size_t n, unsigned ms)
-{
-    monotime_t start = monotime_now();
-    for (;;) {
-        bool any = false;
-        for (size_t i = 0; i < n; i++)
-            any = any || pid_alive(pids[i]);
-        if (!any)
-            return (long)(monotime_now() - start);
-        if (monotime_now() - start > ms)
-            return -1;
-        sleep_ms(2);
-    }
-}
-
-/* ---- files ---- */
-
-static char *path_in(struct fx *f, const char *name)
-{
-    static char buf[4][160];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, sizeof(buf[0]), "%s/%s", f->dir, name);
-    return p;
-}
-
-static bool file_exists(struct fx *f, const char *name)
-{
-    return access(path_in(f, name), F_OK) == 0;
-}
-
-/* The whole file, NUL-terminated (caller frees), or NULL. */
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while (buf != NULL && (n = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
-        len += n;
-        if (cap - len - 1 == 0) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    fclose(fp);
-    if (buf != NULL)
-        buf[len] = '\0';
-    return buf;
-}
-
-static unsigned count_lines(struct fx *f, const char *name)
-{
-    char *s = slurp(path_in(f, name));
-    unsigned n = 0;
-    for (char *p = s; p != NULL && *p != '\0'; p++)
-        n += *p == '\n';
-    free(s);
-    return n;
-}
-
-/* Reads up to max pids from a file the role wrote; tracks them. */
-static size_t read_pids(struct fx *f, const char *name, pid_t *out, size_t max)
-{
-    char *s = slurp(path_in(f, name));
-    size_t n = 0;
-    char *p = s;
-    while (p != NULL && n < max) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        out[n++] = (pid_t)v;
-        track(f, (pid_t)v);
-        p = end;
-    }
-    free(s);
-    return n;
-}
-
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-/* ---- stderr capture (the daemon log) ---- */
-
-static void capture_begin(struct fx *f)
-{
-    fflush(stderr);
-    snprintf(f->capture, sizeof(f->capture), "%s/stderr.log", f->dir);
-    int fd = open(f->capture, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-    assert_true(fd >= 0);
-    f->saved_stderr = dup(2);
-    dup2(fd, 2);
-    close(fd);
-}
-
-/* Restores stderr; returns the captured log (caller frees). */
-static char *capture_end(struct fx *f)
-{
-    fflush(stderr);
-    if (f->saved_stderr >= 0) {
-        dup2(f->saved_stderr, 2);
-        close(f->saved_stderr);
-        f->saved_stderr = -1;
-    }
-    char *s = slurp(f->capture);
-    assert_non_null(s);
-    return s;
-}
-
-static bool capture_has(struct fx *f, const char *needle)
-{
-    char *s = slurp(f->capture);
-    bool yes = s != NULL && strstr(s, needle) != NULL;
-    free(s);
-    return yes;
-}
-
-static unsigned count_substr(const char *hay, const char *needle)
-{
-    unsigned n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
-        n++;
-    return n;
-}
-
-/* ---- the loop ---- */
-
-static void on_tick(uv_timer_t *t) {}
-
-/* Runs the loop until expr holds or ms pass. */
-#define WAIT_FOR(f, expr, ms)                                                  \
-    do {                                                                       \
-        monotime_t dl_ = monotime_now() + (ms);                                \
-        uv_timer_start(&(f)->tick, on_tick, 5, 5);                             \
-        while (!(expr) && monotime_now() < dl_)                                \
-            uv_run(&(f)->loop, UV_RUN_ONCE);                                   \
-        uv_timer_stop(&(f)->tick);                                             \
-    } while (0)
-
-#define RUN_FOR(f, ms) WAIT_FOR(f, false, ms)
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bt_test_super.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->direnv, sizeof(f->direnv), "DIR=%s", f->dir);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    uv_timer_init(&f->loop, &f->tick);
-    f->saved_stderr = -1;
+    proc_fx_init(&f->base, "/tmp/bt_test_super.XXXXXX");
+    snprintf(f->direnv, sizeof(f->direnv), "DIR=%s", f->base.dir);
     f->cfg.node_id = 0xa1;
     f->cfg.node_name = "node-1";
     f->cfg.exec_path = BT_ROLE_EXEC_PATH;
@@ -325,25 +119,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    if (f->saved_stderr >= 0) {
-        /* A failure while capturing: show what the log said. */
-        char *s = capture_end(f);
-        size_t n = strlen(s);
-        fprintf(stderr, "--- captured log (tail) ---\n%s\n",
-                n > 4096 ? s + n - 4096 : s);
-        free(s);
-    }
+    capture_show_left(&f->base);
     if (f->s != NULL)
         super_free(f->s);
-    uv_close((uv_handle_t *)&f->tick, NULL);
-    monotime_t dl = monotime_now() + 3000;
-    while (uv_loop_alive(&f->loop) && monotime_now() < dl)
-        uv_run(&f->loop, UV_RUN_NOWAIT);
-    int rc = uv_loop_close(&f->loop);
-    for (size_t i = 0; i < f->npids; i++)
-        if (pid_alive(f->pids[i]))
-            kill(f->pids[i], SIGKILL);
-    rm_dir(f->dir);
+    int rc = proc_fx_close(&f->base);
     free(f);
     assert_int_equal(rc, 0); /* no handle left behind */
     return 0;
@@ -355,7 +134,7 @@ static void fx_new(struct fx *f)
                             .on_role_state = on_state,
                             .on_role_stopped = on_stopped,
                             .on_role_crashloop = on_crashloop};
-    assert_int_equal(super_new(&f->loop, &f->cfg, &h, &f->s), 0);
+    assert_int_equal(super_new(&f->base.loop, &f->cfg, &h, &f->s), 0);
 }
 
 /* Starts /bin/sh -c script as role name, with DIR set. */
@@ -427,34 +206,34 @@ static void test_super_new_rejects_bad_config(void **state)
     struct super *s = NULL;
     struct super_config c = f->cfg;
     c.exec_path = "/nonexistent/beethoven-role-exec";
-    assert_int_equal(super_new(&f->loop, &c, NULL, &s), BT_EINVAL);
+    assert_int_equal(super_new(&f->base.loop, &c, NULL, &s), BT_EINVAL);
     c = f->cfg;
     c.exec_path = NULL;
-    assert_int_equal(super_new(&f->loop, &c, NULL, &s), BT_EINVAL);
+    assert_int_equal(super_new(&f->base.loop, &c, NULL, &s), BT_EINVAL);
     c = f->cfg;
     c.node_name = NULL;
-    assert_int_equal(super_new(&f->loop, &c, NULL, &s), BT_EINVAL);
+    assert_int_equal(super_new(&f->base.loop, &c, NULL, &s), BT_EINVAL);
     c = f->cfg;
     c.output_line_max = SUPER_LINE_MAX + 1;
-    assert_int_equal(super_new(&f->loop, &c, NULL, &s), BT_EINVAL);
+    assert_int_equal(super_new(&f->base.loop, &c, NULL, &s), BT_EINVAL);
     c = f->cfg;
     c.backoff_initial_ms = 500;
     c.backoff_max_ms = 100;
-    assert_int_equal(super_new(&f->loop, &c, NULL, &s), BT_EINVAL);
+    assert_int_equal(super_new(&f->base.loop, &c, NULL, &s), BT_EINVAL);
     const char *bad1[] = {"NOEQUALS"};
     const char *bad2[] = {"BEETHOVEN_ROLE=x"};
     const char *bad3[] = {"=value"};
     c = f->cfg;
     c.n_extra_env = 1;
     c.extra_env = bad1;
-    assert_int_equal(super_new(&f->loop, &c, NULL, &s), BT_EINVAL);
+    assert_int_equal(super_new(&f->base.loop, &c, NULL, &s), BT_EINVAL);
     c.extra_env = bad2;
-    assert_int_equal(super_new(&f->loop, &c, NULL, &s), BT_EINVAL);
+    assert_int_equal(super_new(&f->base.loop, &c, NULL, &s), BT_EINVAL);
     c.extra_env = bad3;
-    assert_int_equal(super_new(&f->loop, &c, NULL, &s), BT_EINVAL);
+    assert_int_equal(super_new(&f->base.loop, &c, NULL, &s), BT_EINVAL);
     assert_null(s);
     /* And a good one, with no hooks at all. */
-    assert_int_equal(super_new(&f->loop, &f->cfg, NULL, &s), 0);
+    assert_int_equal(super_new(&f->base.loop, &f->cfg, NULL, &s), 0);
     assert_int_equal(super_count(s), 0);
     super_free(s);
 }
@@ -559,9 +338,9 @@ static void test_super_start_role_sets_env_args_and_fds(void **state)
     assert_true(super_role_running(f->s, "envrole"));
     int pid = super_role_pid(f->s, "envrole");
     assert_true(pid > 0);
-    track(f, pid);
-    WAIT_FOR(f, file_exists(f, "env"), 5000);
-    char *got = slurp(path_in(f, "env"));
+    track(&f->base, pid);
+    WAIT_FOR(&f->base, file_exists(&f->base, "env"), 5000);
+    char *got = slurp(path_in(&f->base, "env"));
     assert_non_null(got);
     assert_string_equal(got, "envrole\n"
                              "00000000000000a1\n"
@@ -595,12 +374,12 @@ static void test_super_start_role_twice_is_noop(void **state)
     const char *script = "echo $$ >> \"$DIR/starts\"; exec sleep 1000";
     assert_int_equal(start_sh(f, "once", script, 0, 0), 0);
     int pid = super_role_pid(f->s, "once");
-    track(f, pid);
-    WAIT_FOR(f, count_lines(f, "starts") == 1, 5000);
+    track(&f->base, pid);
+    WAIT_FOR(&f->base, count_lines(&f->base, "starts") == 1, 5000);
     assert_int_equal(start_sh(f, "once", script, 0, 0), 0);
     assert_int_equal(start_sh(f, "once", "exit 1", 0, 0), 0);
-    RUN_FOR(f, 300);
-    assert_int_equal(count_lines(f, "starts"), 1);
+    RUN_FOR(&f->base, 300);
+    assert_int_equal(count_lines(&f->base, "starts"), 1);
     assert_int_equal(super_role_pid(f->s, "once"), pid);
     assert_int_equal(super_count(f->s), 1);
     assert_int_equal(super_role_state(f->s, "once"), SUPER_RUNNING);
@@ -622,27 +401,27 @@ static void test_super_start_role_while_stopping_waits(void **state)
         "while :; do sleep 1; done";
     assert_int_equal(start_sh(f, "dbl", script, 0, 300), 0);
     int pid1 = super_role_pid(f->s, "dbl");
-    track(f, pid1);
-    WAIT_FOR(f, count_lines(f, "starts") == 1, 5000);
+    track(&f->base, pid1);
+    WAIT_FOR(&f->base, count_lines(&f->base, "starts") == 1, 5000);
     assert_int_equal(super_stop_role(f->s, "dbl", 0), 0);
     assert_int_equal(super_role_state(f->s, "dbl"), SUPER_STOPPING);
     assert_int_equal(start_sh(f, "dbl", script, 0, 300), 0);
     assert_int_equal(super_role_state(f->s, "dbl"), SUPER_STARTING);
     assert_int_equal(super_role_pid(f->s, "dbl"), pid1); /* still alive */
-    WAIT_FOR(f, count_lines(f, "starts") == 2, 5000);
-    assert_int_equal(count_lines(f, "starts"), 2);
+    WAIT_FOR(&f->base, count_lines(&f->base, "starts") == 2, 5000);
+    assert_int_equal(count_lines(&f->base, "starts"), 2);
     int pid2 = super_role_pid(f->s, "dbl");
-    track(f, pid2);
+    track(&f->base, pid2);
     assert_true(pid2 > 0 && pid2 != pid1);
     assert_int_equal(super_role_state(f->s, "dbl"), SUPER_RUNNING);
-    assert_false(file_exists(f, "double"));
-    WAIT_FOR(f, f->nstops == 1, 1000);
+    assert_false(file_exists(&f->base, "double"));
+    WAIT_FOR(&f->base, f->nstops == 1, 1000);
     assert_int_equal(f->nstops, 1); /* the old instance, killed */
     assert_true(f->stops[0].ex.requested);
     assert_true(f->stops[0].ex.killed);
     assert_int_equal(f->stops[0].ex.pid, pid1);
     pid_t roles[2];
-    assert_int_equal(read_pids(f, "starts", roles, 2), 2);
+    assert_int_equal(read_pids(&f->base, "starts", roles, 2), 2);
     assert_false(pid_alive(roles[0]));
     assert_true(pid_alive(roles[1]));
     /* The story: running -> stopping -> starting -> running. */
@@ -660,7 +439,7 @@ static void test_super_start_role_spawn_failure_backs_off(void **state)
     struct fx *f = *state;
     /* A copy of the wrapper that disappears after super_new. */
     char copy[160];
-    snprintf(copy, sizeof(copy), "%s/exec-copy", f->dir);
+    snprintf(copy, sizeof(copy), "%s/exec-copy", f->base.dir);
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", BT_ROLE_EXEC_PATH, copy);
     assert_int_equal(system(cmd), 0);
@@ -673,7 +452,7 @@ static void test_super_start_role_spawn_failure_backs_off(void **state)
     assert_int_equal(start_sh(f, "nofork", "exit 0", 0, 0), 0);
     assert_int_equal(super_role_state(f->s, "nofork"), SUPER_BACKOFF);
     assert_int_equal(super_role_pid(f->s, "nofork"), 0);
-    WAIT_FOR(f, f->crashloops == 1, 3000);
+    WAIT_FOR(&f->base, f->crashloops == 1, 3000);
     assert_int_equal(f->crashloops, 1);
     assert_int_equal(super_stop_role(f->s, "nofork", 0), 0);
     assert_int_equal(super_role_state(f->s, "nofork"), SUPER_STOPPED);
@@ -690,17 +469,17 @@ static void test_super_stop_role_terms_whole_group(void **state)
                          "mv \"$DIR/pids.tmp\" \"$DIR/pids\"; wait";
     assert_int_equal(start_sh(f, "grp", script, 0, 5000), 0);
     pid_t wrapper = super_role_pid(f->s, "grp");
-    track(f, wrapper);
-    WAIT_FOR(f, file_exists(f, "pids"), 5000);
+    track(&f->base, wrapper);
+    WAIT_FOR(&f->base, file_exists(&f->base, "pids"), 5000);
     pid_t p[2];
-    assert_int_equal(read_pids(f, "pids", p, 2), 2);
+    assert_int_equal(read_pids(&f->base, "pids", p, 2), 2);
     assert_int_equal(getpgid(p[0]), wrapper); /* the role's group */
     assert_int_equal(getpgid(p[1]), wrapper);
 
     monotime_t t0 = monotime_now();
     assert_int_equal(super_stop_role(f->s, "grp", 0), 0);
     assert_int_equal(super_role_state(f->s, "grp"), SUPER_STOPPING);
-    WAIT_FOR(f, f->nstops == 1, 5000);
+    WAIT_FOR(&f->base, f->nstops == 1, 5000);
     assert_int_equal(f->nstops, 1);
     assert_true(monotime_now() - t0 < 2000); /* no grace wasted */
     struct super_exit *ex = &f->stops[0].ex;
@@ -710,7 +489,7 @@ static void test_super_stop_role_terms_whole_group(void **state)
     assert_int_equal(ex->exit_status, 0);
     assert_int_equal(ex->term_signal, 0);
     assert_int_equal(ex->pid, wrapper);
-    assert_true(file_exists(f, "term"));
+    assert_true(file_exists(&f->base, "term"));
     pid_t all[3] = {wrapper, p[0], p[1]};
     assert_true(wait_gone(all, 3, 1000) >= 0);
     assert_int_equal(super_role_state(f->s, "grp"), SUPER_STOPPED);
@@ -727,15 +506,15 @@ static void test_super_stop_role_kills_after_grace(void **state)
                          "mv \"$DIR/pids.tmp\" \"$DIR/pids\"; "
                          "while :; do sleep 1; done";
     assert_int_equal(start_sh(f, "stubborn", script, 0, 300), 0);
-    track(f, super_role_pid(f->s, "stubborn"));
-    WAIT_FOR(f, file_exists(f, "pids"), 5000);
+    track(&f->base, super_role_pid(f->s, "stubborn"));
+    WAIT_FOR(&f->base, file_exists(&f->base, "pids"), 5000);
     pid_t p[2];
-    assert_int_equal(read_pids(f, "pids", p, 2), 2);
+    assert_int_equal(read_pids(&f->base, "pids", p, 2), 2);
     monotime_t t0 = monotime_now();
     assert_int_equal(super_stop_role(f->s, "stubborn", 0), 0);
-    RUN_FOR(f, 150);
+    RUN_FOR(&f->base, 150);
     assert_true(pid_alive(p[0])); /* TERM is ignored */
-    WAIT_FOR(f, f->nstops == 1, 5000);
+    WAIT_FOR(&f->base, f->nstops == 1, 5000);
     assert_int_equal(f->nstops, 1);
     long took = (long)(monotime_now() - t0);
     assert_true(took >= 295);
@@ -756,16 +535,16 @@ static void test_super_stop_role_grace_shortens_stop(void **state)
                          "mv \"$DIR/pid.tmp\" \"$DIR/pid\"; "
                          "while :; do sleep 1; done";
     assert_int_equal(start_sh(f, "slow", script, 0, 20000), 0);
-    track(f, super_role_pid(f->s, "slow"));
-    WAIT_FOR(f, file_exists(f, "pid"), 5000);
+    track(&f->base, super_role_pid(f->s, "slow"));
+    WAIT_FOR(&f->base, file_exists(&f->base, "pid"), 5000);
     pid_t p;
-    assert_int_equal(read_pids(f, "pid", &p, 1), 1);
+    assert_int_equal(read_pids(&f->base, "pid", &p, 1), 1);
     monotime_t t0 = monotime_now();
     assert_int_equal(super_stop_role(f->s, "slow", 0), 0); /* 20 s */
-    RUN_FOR(f, 50);
+    RUN_FOR(&f->base, 50);
     assert_int_equal(super_stop_role(f->s, "slow", 150), 0);  /* a deadline */
     assert_int_equal(super_stop_role(f->s, "slow", 5000), 0); /* no longer */
-    WAIT_FOR(f, f->nstops == 1, 5000);
+    WAIT_FOR(&f->base, f->nstops == 1, 5000);
     assert_int_equal(f->nstops, 1);
     long took = (long)(monotime_now() - t0);
     assert_true(took >= 195);
@@ -783,7 +562,7 @@ static void test_super_stop_role_unknown_is_notfound(void **state)
     assert_int_equal(super_role_state(f->s, "nope"), SUPER_STOPPED);
     assert_int_equal(super_role_pid(f->s, "nope"), 0);
     assert_false(super_role_running(f->s, "nope"));
-    RUN_FOR(f, 20);
+    RUN_FOR(&f->base, 20);
     assert_int_equal(f->nstops, 0);
 }
 
@@ -795,17 +574,17 @@ static void test_super_stop_role_in_backoff_stops_at_once(void **state)
     fx_new(f);
     assert_int_equal(
         start_sh(f, "flaky", "echo x >> \"$DIR/starts\"; exit 1", 0, 0), 0);
-    WAIT_FOR(f, super_role_state(f->s, "flaky") == SUPER_BACKOFF, 5000);
+    WAIT_FOR(&f->base, super_role_state(f->s, "flaky") == SUPER_BACKOFF, 5000);
     assert_int_equal(super_role_state(f->s, "flaky"), SUPER_BACKOFF);
     assert_int_equal(super_stop_role(f->s, "flaky", 0), 0);
     assert_int_equal(super_role_state(f->s, "flaky"), SUPER_STOPPED);
     assert_int_equal(f->nstops, 0); /* hooks only from the loop */
-    WAIT_FOR(f, f->nstops == 1, 1000);
+    WAIT_FOR(&f->base, f->nstops == 1, 1000);
     assert_int_equal(f->nstops, 1);
     assert_true(f->stops[0].ex.requested);
     assert_int_equal(f->stops[0].ex.pid, 0);
-    RUN_FOR(f, 100);
-    assert_int_equal(count_lines(f, "starts"), 1);
+    RUN_FOR(&f->base, 100);
+    assert_int_equal(count_lines(&f->base, "starts"), 1);
 }
 
 /* ---- tests: restarts ---- */
@@ -816,7 +595,7 @@ static void test_super_restart_backoff_doubles(void **state)
     f->cfg.crashloop_exits = 100; /* not the point here */
     fx_new(f);
     assert_int_equal(start_sh(f, "crash", "exit 1", 0, 0), 0);
-    WAIT_FOR(f, restarts_of(f, "crash") >= 6, 10000);
+    WAIT_FOR(&f->base, restarts_of(f, "crash") >= 6, 10000);
     assert_true(restarts_of(f, "crash") >= 6);
     long d[8];
     size_t n = backoff_delays(f, "crash", d, 8);
@@ -842,7 +621,7 @@ static void test_super_restart_backoff_resets_after_healthy_run(void **state)
                          " echo $n > \"$DIR/n\"; "
                          "if [ $n -eq 4 ]; then sleep 0.7; fi; exit 1";
     assert_int_equal(start_sh(f, "heal", script, 0, 0), 0);
-    WAIT_FOR(f, restarts_of(f, "heal") >= 5, 10000);
+    WAIT_FOR(&f->base, restarts_of(f, "heal") >= 5, 10000);
     long d[8];
     size_t n = backoff_delays(f, "heal", d, 8);
     assert_true(n >= 5);
@@ -865,9 +644,9 @@ static void test_super_restart_policy_never_reports_exit(void **state)
     int pid = super_role_pid(f->s, "once");
     assert_int_equal(
         start_sh(f, "sig", "kill -KILL $$", SUPER_RESTART_NEVER, 0), 0);
-    WAIT_FOR(f, f->nstops == 2, 5000);
+    WAIT_FOR(&f->base, f->nstops == 2, 5000);
     assert_int_equal(f->nstops, 2);
-    RUN_FOR(f, 200);
+    RUN_FOR(&f->base, 200);
     assert_int_equal(f->nstops, 2);
     for (size_t i = 0; i < 2; i++) {
         struct super_exit *ex = &f->stops[i].ex;
@@ -881,7 +660,7 @@ static void test_super_restart_policy_never_reports_exit(void **state)
             assert_int_equal(ex->exit_status, 128 + SIGKILL);
         }
     }
-    assert_int_equal(count_lines(f, "starts"), 1);
+    assert_int_equal(count_lines(&f->base, "starts"), 1);
     assert_int_equal(super_role_state(f->s, "once"), SUPER_STOPPED);
     assert_int_equal(super_count(f->s), 0);
 }
@@ -899,16 +678,16 @@ static void test_super_restart_policy_on_failure_restarts_failures(void **state)
     assert_int_equal(start_sh(f, "sig", "echo x >> \"$DIR/sig\"; kill -9 $$",
                               SUPER_RESTART_ON_FAILURE, 0),
                      0);
-    WAIT_FOR(f,
-             f->nstops >= 1 && count_lines(f, "fail") >= 3 &&
-                 count_lines(f, "sig") >= 3,
+    WAIT_FOR(&f->base,
+             f->nstops >= 1 && count_lines(&f->base, "fail") >= 3 &&
+                 count_lines(&f->base, "sig") >= 3,
              5000);
     assert_int_equal(f->nstops, 1);
     assert_string_equal(f->stops[0].role, "clean");
     assert_int_equal(f->stops[0].ex.exit_status, 0);
     assert_true(restarts_of(f, "fail") >= 2);
     assert_true(restarts_of(f, "sig") >= 2);
-    assert_int_equal(count_lines(f, "clean"), 1);
+    assert_int_equal(count_lines(&f->base, "clean"), 1);
 }
 
 static void test_super_restart_policy_always_restarts_clean_exit(void **state)
@@ -918,8 +697,8 @@ static void test_super_restart_policy_always_restarts_clean_exit(void **state)
     assert_int_equal(start_sh(f, "loop", "echo x >> \"$DIR/starts\"; exit 0",
                               SUPER_RESTART_ALWAYS, 0),
                      0);
-    WAIT_FOR(f, count_lines(f, "starts") >= 3, 5000);
-    assert_true(count_lines(f, "starts") >= 3);
+    WAIT_FOR(&f->base, count_lines(&f->base, "starts") >= 3, 5000);
+    assert_true(count_lines(&f->base, "starts") >= 3);
     assert_true(restarts_of(f, "loop") >= 2);
     assert_int_equal(f->nstops, 0);
 }
@@ -932,7 +711,7 @@ static void test_super_crashloop_reported_once(void **state)
     f->cfg.backoff_max_ms = 40;
     fx_new(f);
     assert_int_equal(start_sh(f, "loopy", "exit 1", 0, 0), 0);
-    WAIT_FOR(f, restarts_of(f, "loopy") >= 8, 10000);
+    WAIT_FOR(&f->base, restarts_of(f, "loopy") >= 8, 10000);
     assert_true(restarts_of(f, "loopy") >= 8);
     assert_int_equal(f->crashloops, 1);
     assert_int_equal(f->crashloop_exits, 3);
@@ -951,11 +730,11 @@ static void test_super_crashloop_reported_once(void **state)
     assert_int_equal(exits, 3);
     /* It keeps trying. */
     unsigned before = restarts_of(f, "loopy");
-    RUN_FOR(f, 300);
+    RUN_FOR(&f->base, 300);
     assert_true(restarts_of(f, "loopy") > before);
     assert_int_equal(f->crashloops, 1);
     assert_int_equal(super_stop_role(f->s, "loopy", 0), 0);
-    WAIT_FOR(f, super_role_state(f->s, "loopy") == SUPER_STOPPED, 3000);
+    WAIT_FOR(&f->base, super_role_state(f->s, "loopy") == SUPER_STOPPED, 3000);
     assert_int_equal(super_role_state(f->s, "loopy"), SUPER_STOPPED);
 }
 
@@ -965,16 +744,17 @@ static void test_super_output_lines_logged(void **state)
 {
     struct fx *f = *state;
     fx_new(f);
-    capture_begin(f);
+    capture_begin(&f->base);
     const char *script = "echo hello; "
                          "echo 'say \"hi\" \\ back' >&2; "
                          "printf 'tab\\there\\r\\n'; "
                          "printf 'ctl\\001x\\n'; "
                          "printf 'no newline'";
     assert_int_equal(start_sh(f, "out", script, SUPER_RESTART_NEVER, 0), 0);
-    WAIT_FOR(f, f->nstops == 1 && capture_has(f, "no newline"), 5000);
-    RUN_FOR(f, 50);
-    char *log = capture_end(f);
+    WAIT_FOR(&f->base, f->nstops == 1 && capture_has(&f->base, "no newline"),
+             5000);
+    RUN_FOR(&f->base, 50);
+    char *log = capture_end(&f->base);
     assert_non_null(
         strstr(log, "event=role_output role=out stream=stdout line=\"hello\""));
     assert_non_null(strstr(log, "event=role_output role=out stream=stderr "
@@ -994,13 +774,14 @@ static void test_super_output_missing_command_reported(void **state)
 {
     struct fx *f = *state;
     fx_new(f);
-    capture_begin(f);
+    capture_begin(&f->base);
     struct super_role d = {.name = "ghost",
                            .command = "/nonexistent/ghost",
                            .restart = SUPER_RESTART_NEVER};
     assert_int_equal(super_start_role(f->s, &d), 0);
-    WAIT_FOR(f, f->nstops == 1 && capture_has(f, "cannot run"), 5000);
-    char *log = capture_end(f);
+    WAIT_FOR(&f->base, f->nstops == 1 && capture_has(&f->base, "cannot run"),
+             5000);
+    char *log = capture_end(&f->base);
     assert_int_equal(f->nstops, 1);
     assert_int_equal(f->stops[0].ex.exit_status, 127);
     assert_non_null(strstr(log, "role=ghost stream=stderr line=\""
@@ -1046,20 +827,22 @@ static void test_super_output_flood_is_bounded(void **state)
     fx_new(f);
     long rss0 = rss_kb();
     struct flood_probe pr = {0};
-    uv_timer_init(&f->loop, &pr.t);
+    uv_timer_init(&f->base.loop, &pr.t);
     pr.t.data = &pr;
     uv_timer_start(&pr.t, flood_on_tick, 10, 10);
-    capture_begin(f);
+    capture_begin(&f->base);
     /* One 3 MB line, then 40 MB of short lines. */
     const char *script = "head -c 3000000 /dev/zero | tr '\\000' x; echo; "
                          "yes 'flood flood flood' | head -c 40000000";
     monotime_t t0 = monotime_now();
     assert_int_equal(start_sh(f, "flood", script, SUPER_RESTART_NEVER, 0), 0);
-    WAIT_FOR(f, f->nstops == 1 && capture_has(f, "role_output_dropped"), 20000);
-    RUN_FOR(f, 100);
+    WAIT_FOR(&f->base,
+             f->nstops == 1 && capture_has(&f->base, "role_output_dropped"),
+             20000);
+    RUN_FOR(&f->base, 100);
     long secs = (long)(monotime_now() - t0) / 1000 + 1;
     uv_close((uv_handle_t *)&pr.t, NULL);
-    char *log = capture_end(f);
+    char *log = capture_end(&f->base);
     assert_int_equal(f->nstops, 1);
     char want[1100];
     memcpy(want, "stream=stdout truncated=true line=\"", 35);
@@ -1102,20 +885,20 @@ static void test_super_stop_all_stops_every_role(void **state)
                               0, 300),
                      0);
     assert_int_equal(start_sh(f, "c", "exit 1", 0, 0), 0);
-    track(f, super_role_pid(f->s, "a"));
-    track(f, super_role_pid(f->s, "b"));
-    WAIT_FOR(f,
-             file_exists(f, "a") && file_exists(f, "b") &&
+    track(&f->base, super_role_pid(f->s, "a"));
+    track(&f->base, super_role_pid(f->s, "b"));
+    WAIT_FOR(&f->base,
+             file_exists(&f->base, "a") && file_exists(&f->base, "b") &&
                  super_role_state(f->s, "c") == SUPER_BACKOFF,
              5000);
     pid_t p[2];
-    assert_int_equal(read_pids(f, "a", &p[0], 1), 1);
-    assert_int_equal(read_pids(f, "b", &p[1], 1), 1);
+    assert_int_equal(read_pids(&f->base, "a", &p[0], 1), 1);
+    assert_int_equal(read_pids(&f->base, "b", &p[1], 1), 1);
     monotime_t t0 = monotime_now();
     super_stop_all(f->s, 0, on_done, f);
     assert_int_equal(start_sh(f, "d", "exec sleep 1000", 0, 0), BT_ECLOSED);
     assert_int_equal(f->dones, 0);
-    WAIT_FOR(f, f->dones == 1, 5000);
+    WAIT_FOR(&f->base, f->dones == 1, 5000);
     assert_int_equal(f->dones, 1);
     long took = (long)(monotime_now() - t0);
     assert_true(took >= 295 && took < 3000);
@@ -1125,16 +908,16 @@ static void test_super_stop_all_stops_every_role(void **state)
     /* Starts work again, and stop_all with nothing to stop still answers
      * from the loop. */
     assert_int_equal(start_sh(f, "d", "exec sleep 1000", 0, 0), 0);
-    track(f, super_role_pid(f->s, "d"));
+    track(&f->base, super_role_pid(f->s, "d"));
     super_stop_all(f->s, 0, on_done, f);
     super_stop_all(f->s, 0, on_done, f); /* overlapping calls */
-    WAIT_FOR(f, f->dones == 3, 5000);
+    WAIT_FOR(&f->base, f->dones == 3, 5000);
     assert_int_equal(f->dones, 3);
     super_stop_all(f->s, 0, on_done, f);
     assert_int_equal(f->dones, 3);
-    WAIT_FOR(f, f->dones == 4, 1000);
+    WAIT_FOR(&f->base, f->dones == 4, 1000);
     assert_int_equal(f->dones, 4);
-    RUN_FOR(f, 50);
+    RUN_FOR(&f->base, 50);
     assert_int_equal(f->dones, 4);
 }
 
@@ -1151,11 +934,12 @@ static void test_super_free_kills_every_group(void **state)
     pid_t all[6];
     all[0] = super_role_pid(f->s, "x");
     all[1] = super_role_pid(f->s, "y");
-    track(f, all[0]);
-    track(f, all[1]);
-    WAIT_FOR(f, file_exists(f, "x") && file_exists(f, "y"), 5000);
-    assert_int_equal(read_pids(f, "x", &all[2], 2), 2);
-    assert_int_equal(read_pids(f, "y", &all[4], 2), 2);
+    track(&f->base, all[0]);
+    track(&f->base, all[1]);
+    WAIT_FOR(&f->base, file_exists(&f->base, "x") && file_exists(&f->base, "y"),
+             5000);
+    assert_int_equal(read_pids(&f->base, "x", &all[2], 2), 2);
+    assert_int_equal(read_pids(&f->base, "y", &all[4], 2), 2);
     super_free(f->s);
     f->s = NULL;
     long took = wait_gone(all, 6, 1000);
@@ -1180,11 +964,11 @@ static void test_super_free_from_hook_is_safe(void **state)
     struct super_hooks h = {.ctx = f,
                             .on_role_state = on_state,
                             .on_role_stopped = on_stopped_free};
-    assert_int_equal(super_new(&f->loop, &f->cfg, &h, &f->s), 0);
+    assert_int_equal(super_new(&f->base.loop, &f->cfg, &h, &f->s), 0);
     assert_int_equal(start_sh(f, "brief", "exit 0", SUPER_RESTART_NEVER, 0), 0);
     assert_int_equal(start_sh(f, "other", "exec sleep 1000", 0, 0), 0);
-    track(f, super_role_pid(f->s, "other"));
-    WAIT_FOR(f, f->s == NULL, 5000);
+    track(&f->base, super_role_pid(f->s, "other"));
+    WAIT_FOR(&f->base, f->s == NULL, 5000);
     assert_null(f->s);
     assert_int_equal(f->nstops, 1);
     /* The teardown checks that every handle got closed. */
@@ -1205,12 +989,12 @@ static void test_super_free_after_escaped_process_closes_pipes(void **state)
     const char *script = "setsid sleep 1000 & echo $! > \"$DIR/esc.tmp\"; "
                          "mv \"$DIR/esc.tmp\" \"$DIR/esc\"; exit 0";
     assert_int_equal(start_sh(f, "escape", script, SUPER_RESTART_NEVER, 0), 0);
-    WAIT_FOR(f, f->nstops == 1 && file_exists(f, "esc"), 5000);
+    WAIT_FOR(&f->base, f->nstops == 1 && file_exists(&f->base, "esc"), 5000);
     pid_t esc;
-    assert_int_equal(read_pids(f, "esc", &esc, 1), 1);
-    RUN_FOR(f, 1300);
+    assert_int_equal(read_pids(&f->base, "esc", &esc, 1), 1);
+    RUN_FOR(&f->base, 1300);
     int open = 0;
-    uv_walk(&f->loop, count_open, &open);
+    uv_walk(&f->base.loop, count_open, &open);
     assert_int_equal(open, 2); /* the test's tick and the notify timer */
 }
 
@@ -1249,12 +1033,12 @@ static void test_super_daemon_kill9_kills_role_tree(void **state)
         uv_run(&loop, UV_RUN_DEFAULT);
         _exit(4);
     }
-    track(f, d);
+    track(&f->base, d);
     monotime_t dl = monotime_now() + 5000;
-    while (!file_exists(f, "tree") && monotime_now() < dl)
+    while (!file_exists(&f->base, "tree") && monotime_now() < dl)
         sleep_ms(5);
     pid_t p[3]; /* wrapper, role, the role's child */
-    assert_int_equal(read_pids(f, "tree", p, 3), 3);
+    assert_int_equal(read_pids(&f->base, "tree", p, 3), 3);
     for (int i = 0; i < 3; i++)
         assert_true(pid_alive(p[i]));
     assert_int_equal(kill(d, SIGKILL), 0);
@@ -1277,12 +1061,12 @@ static pid_t exec_wrapper(struct fx *f, long parent, const char *script)
     pid_t w = fork();
     assert_true(w >= 0);
     if (w == 0) {
-        setenv("DIR", f->dir, 1);
+        setenv("DIR", f->base.dir, 1);
         execl(BT_ROLE_EXEC_PATH, BT_ROLE_EXEC_PATH, "--parent", ppid, "--",
               "/bin/sh", "-c", script, (char *)NULL);
         _exit(99);
     }
-    track(f, w);
+    track(&f->base, w);
     return w;
 }
 
@@ -1302,10 +1086,10 @@ static void test_super_exec_forwards_signal_and_status(void **state)
                            "mv \"$DIR/p.tmp\" \"$DIR/p\"; "
                            "while :; do sleep 0.05; done");
     monotime_t dl = monotime_now() + 5000;
-    while (!file_exists(f, "p") && monotime_now() < dl)
+    while (!file_exists(&f->base, "p") && monotime_now() < dl)
         sleep_ms(5);
     pid_t role;
-    assert_int_equal(read_pids(f, "p", &role, 1), 1);
+    assert_int_equal(read_pids(&f->base, "p", &role, 1), 1);
     assert_int_equal(getpgid(role), w);      /* the group is the wrapper's */
     assert_int_equal(getpgid(w), getpgrp()); /* which stays out of it */
     assert_int_equal(kill(w, SIGTERM), 0);   /* to the wrapper alone */
@@ -1326,7 +1110,7 @@ static void test_super_exec_parent_gone_runs_nothing(void **state)
     long other = getpid() == 1 ? 2 : 1;
     pid_t w = exec_wrapper(f, other, "touch \"$DIR/ran\"");
     assert_int_equal(wait_status(w), 125);
-    assert_false(file_exists(f, "ran"));
+    assert_false(file_exists(&f->base, "ran"));
     /* Usage errors. */
     fflush(NULL);
     w = fork();
@@ -1355,7 +1139,7 @@ static void *spawner_main(void *arg)
     fflush(NULL);
     sp->w = fork();
     if (sp->w == 0) {
-        setenv("DIR", sp->f->dir, 1);
+        setenv("DIR", sp->f->base.dir, 1);
         execl(BT_ROLE_EXEC_PATH, BT_ROLE_EXEC_PATH, "--parent", ppid, "--",
               "/bin/sh", "-c", sp->script, (char *)NULL);
         _exit(99);
@@ -1388,10 +1172,10 @@ static void test_super_exec_death_signal_alone_kills(void **state)
     while (sp.w <= 0 && monotime_now() < dl)
         sleep_ms(1);
     assert_true(sp.w > 0);
-    track(f, sp.w);
-    while (!file_exists(f, "d") && monotime_now() < dl)
+    track(&f->base, sp.w);
+    while (!file_exists(&f->base, "d") && monotime_now() < dl)
         sleep_ms(5);
-    assert_int_equal(read_pids(f, "d", &role, 1), 1);
+    assert_int_equal(read_pids(&f->base, "d", &role, 1), 1);
     sp.release = 1;
     assert_int_equal(pthread_join(th, NULL), 0); /* the thread is gone */
     assert_true(wait_gone(&role, 1, 1000) >= 0);
