@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="build-essential cmake pkg-config libuv1-dev libraft-dev libjson-c-dev libssl-dev
-libcmocka-dev python3 iproute2 nftables procps"
+libcmocka-dev libcurl4-openssl-dev libmicrohttpd-dev python3 iproute2 nftables procps"
 
 missing=""
 count=0
