@@ -153,13 +153,22 @@ struct bt_status {
     unsigned long long lease_remaining_ms;
     /* this node's drain ("drain" object) */
     struct bt_drain_status drain;
+    /* Fields from here on come from daemons running in Azure mode (the
+     * "azure" object, see bt_azure()); others leave azure 0 and the rest
+     * empty. */
+    int azure;                         /* 1 when "azure" is reported */
+    char azure_vm_name[128];           /* "" while the VM is not known */
+    int azure_evicting;                /* 1 while an eviction is handled */
+    unsigned azure_events_for_this_vm; /* scheduled events naming this VM */
+    char azure_poll[16]; /* Scheduled Events polling: "ok", "failing",
+                            "starting" */
 };
 
 /* Fills *out from the "status" command. Returns 0, BT_EINVAL (NULL
  * arguments), BT_EPROTO (result not an object; node_id, name, address,
  * mode or ready missing; any known field present with the wrong type,
- * also inside "raft", "lease" and "drain") or the errors of bt_call().
- * On error *out is all zero (lease_valid -1). */
+ * also inside "raft", "lease", "drain" and "azure") or the errors of
+ * bt_call(). On error *out is all zero (lease_valid -1). */
 BT_API int bt_status(struct bt_client *c, struct bt_status *out);
 
 /* Sets *ready to 1 when the node has joined or founded a cluster, else 0.
@@ -284,6 +293,104 @@ BT_API int bt_drain_status(struct bt_client *c, struct bt_drain_status *out);
  * bt_call(). */
 BT_API int bt_recover(struct bt_client *c, const char *confirm);
 
+/* Most scheduled events bt_azure() keeps (the daemon tracks up to 64). */
+#define BT_AZURE_EVENTS_MAX 32
+
+/* The identity of this VM from Azure's instance metadata ("vm" object of
+ * the "azure" command). Empty strings for what the VM does not have. */
+struct bt_azure_vm {
+    char name[128];           /* compute.name: the name events use */
+    char vm_id[72];           /* compute.vmId */
+    char location[64];        /* e.g. "westeurope" */
+    char vmss[128];           /* scale set name; "" when none */
+    char zone[16];            /* availability zone; "" when none */
+    char priority[16];        /* "Regular", "Spot", "Low"; "" */
+    char eviction_policy[16]; /* Spot: "Deallocate", "Delete"; "" */
+    char private_ip[16];      /* dotted IPv4 the daemon uses; "" */
+    char subnet[24];          /* its subnet, e.g. "10.0.0.0/24"; "" */
+};
+
+/* How the daemon's requests to one IMDS endpoint fare ("instance" and
+ * "poll" objects of the "azure" command). */
+struct bt_azure_health {
+    char state[16];              /* "ok", "failing" (the last request failed),
+                                    "starting" (none succeeded yet) */
+    unsigned long long ok;       /* successful requests since start */
+    unsigned long long errors;   /* failed requests since start */
+    unsigned long long failures; /* failed in a row; 0 after a success */
+    char last_error[192];        /* the last failure while failing, else "" */
+    long long last_ok_ms_ago;    /* ms since the last success; -1: none yet */
+};
+
+/* One scheduled event of the IMDS Scheduled Events document, as the
+ * daemon tracks it (any VM's, not only this one's). */
+struct bt_azure_event {
+    char event_id[72];
+    char type[16];   /* "Freeze", "Reboot", "Redeploy", "Preempt",
+                        "Terminate", "Unknown" */
+    char status[16]; /* "Scheduled", "Started", "Unknown" */
+    /* NotBefore, RFC 1123 UTC ("Mon, 19 Sep 2016 18:29:47 GMT"); "" when
+     * the document gives none */
+    char not_before[40];
+    long long not_before_in_ms; /* ms until NotBefore, negative once
+                                   passed; 0 when there is none */
+    unsigned resources;         /* VMs the event names */
+    char first_resource[128];   /* the first of them */
+    int mine;                   /* 1 when it names this VM */
+    int only_mine;              /* 1 when it names this VM and no other */
+    /* what the daemon does about it: "drain", "hook", "ignore" */
+    char action[16];
+    int approved; /* 1 once the daemon asked IMDS to start it early */
+    unsigned long long seen_ms_ago; /* since the daemon first saw it */
+};
+
+/* The eviction the daemon is carrying out ("eviction" object). */
+struct bt_azure_eviction {
+    int active;                    /* 1 while an event for this VM drains it */
+    char event_id[72];             /* the nearest such event */
+    char type[16];                 /* its type, e.g. "Preempt" */
+    long long deadline_in_ms;      /* ms left before its NotBefore; negative
+                                      once passed */
+    unsigned long long elapsed_ms; /* since the event was first seen */
+    /* this node's drain: "none", "draining", "drained", "failed"; ""
+     * when not reported */
+    char drain[16];
+    unsigned approvals_done; /* early-start approvals IMDS accepted */
+};
+
+/* Azure mode as the daemon sees it ("azure" command). Strings are
+ * NUL-terminated and truncated to fit; absent fields are "" or 0, except
+ * the -1 noted above. With enabled 0 only reason is set. */
+struct bt_azure {
+    int enabled;           /* 1 when the daemon runs in Azure mode */
+    char reason[128];      /* why Azure mode is off, e.g. "azure=off" */
+    char imds_url[256];    /* the IMDS base URL the daemon talks to */
+    int have_vm;           /* 1 once the instance metadata was read */
+    struct bt_azure_vm vm; /* empty while have_vm is 0 */
+    struct bt_azure_health instance; /* instance metadata requests */
+    struct bt_azure_health poll;     /* Scheduled Events polling */
+    unsigned long long poll_interval_ms;
+    long long poll_incarnation;  /* of the last good document; -1: none */
+    char poll_bad_document[192]; /* why the last odd document was odd;
+                                    "" when none */
+    size_t n_events;             /* entries used in events[] */
+    size_t events_total;         /* events the daemon reported; those beyond
+                                    BT_AZURE_EVENTS_MAX are dropped */
+    struct bt_azure_event events[BT_AZURE_EVENTS_MAX];
+    struct bt_azure_eviction eviction;
+};
+
+/* Fills *out (caller-owned, nothing to free) from the "azure" command.
+ * A daemon not in Azure mode answers too: enabled 0 and the reason.
+ * Returns 0, BT_EINVAL (NULL arguments), BT_EPROTO (result not an object,
+ * "enabled" missing or not a boolean, "vm" neither an object nor null,
+ * "events" not an array of objects with a string "event_id", or any known
+ * field present with the wrong type, also inside "vm", "instance",
+ * "poll", "events" and "eviction"), or the errors of bt_call()
+ * (BT_ENOTFOUND from a daemon without Azure support). On error *out is
+ * all zero, except the fields that are -1 when absent. */
+BT_API int bt_azure(struct bt_client *c, struct bt_azure *out);
+
 /* Turns c into an event stream ("events" command): after this only
  * bt_events_next() and bt_close() may be used on c (other requests return
  * BT_EINVAL). replay non-zero first delivers the daemon's recent history,
@@ -301,10 +408,11 @@ BT_API int bt_events_subscribe(struct bt_client *c, int replay);
 BT_API int bt_events_next(struct bt_client *c, int timeout_ms,
                           char **event_json);
 
-/* An event, split into fields ("" when absent in the event). */
+/* An event, split into fields ("" or 0 when absent in the event, except
+ * elapsed_ms). */
 struct bt_event {
     char ts[32];   /* ISO 8601 UTC with milliseconds */
-    char kind[16]; /* "member", "cluster", "node" */
+    char kind[16]; /* "member", "cluster", "node", "azure", ... */
     char id[17];   /* the node concerned */
     char name[64];
     char address[16];
@@ -313,6 +421,18 @@ struct bt_event {
     char reason[128];
     char cluster_id[17]; /* cluster events */
     unsigned long long incarnation;
+    /* Fields from here on were added for "azure" events (docs/control.md);
+     * to_full is set for every kind. */
+    char to_full[32];     /* "to" in full: Azure steps can be longer than to[]
+                             holds, e.g. "cancelled_back_in_service" */
+    char event_id[72];    /* the scheduled event concerned */
+    char type[16];        /* its type, e.g. "Preempt" */
+    char status[16];      /* its status, e.g. "Scheduled" */
+    char not_before[40];  /* its NotBefore (RFC 1123) or "" */
+    char action[16];      /* "drain", "hook", "ignore" */
+    int mine;             /* 1 when it names this VM */
+    long long elapsed_ms; /* eviction steps: ms since the event was first
+                             seen; -1 when absent */
 };
 
 /* Parses the JSON text of one event (as from bt_events_next()) into *out.

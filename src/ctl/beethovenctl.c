@@ -42,6 +42,7 @@ static int cmd_whois(struct ctl *ctl, int argc, char **argv);
 static int cmd_drain(struct ctl *ctl, int argc, char **argv);
 static int cmd_undrain(struct ctl *ctl, int argc, char **argv);
 static int cmd_recover(struct ctl *ctl, int argc, char **argv);
+static int cmd_azure(struct ctl *ctl, int argc, char **argv);
 static int cmd_help(struct ctl *ctl, int argc, char **argv);
 
 /* How long drain waits beyond the drain's own deadline. */
@@ -59,7 +60,10 @@ static const struct command commands[] = {
      "With --json, prints the daemon's status object as is; it has at least\n"
      "node_id, name, address, port, mode (\"standalone\" or \"clustered\"),\n"
      "ready, state, cluster_id, cluster_name, members, incarnation, version,\n"
-     "and from such daemons raft, roles_here, lease and drain.\n",
+     "and from such daemons raft, roles_here, lease and drain.\n"
+     "In Azure mode it adds a line Azure: <vm>, poll <state>, <n> events\n"
+     "for this VM[, evicting], and --json an object azure with vm,\n"
+     "events_for_this_vm, evicting and poll (see 'azure').\n",
      cmd_status},
     {"nodes", "nodes [--active]",
      "list the cluster's members as this node sees them",
@@ -74,6 +78,8 @@ static const struct command commands[] = {
      "Follows member and cluster events as they happen, until interrupted\n"
      "(SIGINT or SIGTERM: exit 0) or until the daemon goes away (exit 3).\n"
      "Text lines read: <ts> <kind> <name>(<id>) <from> -> <to> <reason>\n"
+     "and for Azure scheduled events and eviction steps:\n"
+     "  <ts> azure <vm>(<event_id>) -> <to> <type> elapsed_ms=<n> <reason>\n"
      "  -r, --replay   first print the daemon's recent history, oldest first\n"
      "With --json, prints each event object on its own line.\n",
      cmd_events},
@@ -140,6 +146,20 @@ static const struct command commands[] = {
      "  -y, --yes   really do it\n"
      "With --json, prints the daemon's result object as is.\n",
      cmd_recover},
+    {"azure", "azure", "show Azure identity, scheduled events, eviction state",
+     "Shows what the daemon knows in Azure mode: this VM's identity from\n"
+     "the instance metadata (name, vm id, location, scale set, zone,\n"
+     "priority, eviction policy, private IP, subnet), how its IMDS requests\n"
+     "fare (instance query and Scheduled Events polling: state, counts, the\n"
+     "last failure), the eviction it is carrying out, and a table of the\n"
+     "scheduled events it tracks: EVENT_ID TYPE STATUS NOT_BEFORE IN (time\n"
+     "left before NotBefore, negative once passed) MINE (names this VM)\n"
+     "ACTION (drain, hook, ignore) APPROVED (early start asked for).\n"
+     "When Azure mode is off it prints \"azure: off (<reason>)\" and exits 0.\n"
+     "With --json, prints the daemon's object as is: {\"enabled\":false,\n"
+     "\"reason\"} when off; else enabled, imds_url, vm (null while unknown),\n"
+     "instance, poll, events and eviction (fields in docs/control.md).\n",
+     cmd_azure},
     {"help", "help [COMMAND]", "show help for the tool or a command",
      "Without COMMAND, shows the tool's usage and commands; with one, that\n"
      "command's help.\n",
@@ -751,6 +771,40 @@ static int cmd_recover(struct ctl *ctl, int argc, char **argv)
         ex = CTL_EXIT_OK;
     }
     free(args);
+    bt_free(json);
+    bt_close(c);
+    return ex;
+}
+
+static int cmd_azure(struct ctl *ctl, int argc, char **argv)
+{
+    const struct command *cmd = ctl_find("azure");
+    struct bt_client *c;
+    struct bt_azure *a = NULL;
+    char *json = NULL;
+    int rc, ex;
+
+    if (argc > 0)
+        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[0]);
+    if (!ctl->out->raw && (a = malloc(sizeof(*a))) == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return CTL_EXIT_NEGATIVE;
+    }
+    if ((ex = ctl_open(ctl, &c)) != 0) {
+        free(a);
+        return ex;
+    }
+    if (ctl->out->raw)
+        rc = bt_call(c, "azure", NULL, &json);
+    else
+        rc = bt_azure(c, a);
+    if (rc < 0) {
+        ex = ctl_fail(c, "azure", rc);
+    } else {
+        ctl->out->azure(a, json);
+        ex = CTL_EXIT_OK;
+    }
+    free(a);
     bt_free(json);
     bt_close(c);
     return ex;

@@ -35,6 +35,7 @@ struct output {
     void (*drain_end)(const char *state, const char *why);
     void (*undrain)(const char *json);
     void (*recover)(const char *node_id, const char *json);
+    void (*azure)(const struct bt_azure *a, const char *json);
 };
 
 extern const struct output output_text;

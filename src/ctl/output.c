@@ -88,6 +88,23 @@ static void text_status_roles(const struct bt_status *s)
     }
 }
 
+/* The Azure part of status, from daemons in Azure mode:
+ * "<vm>, poll <state>, <n> events for this VM[, evicting]". */
+static void text_status_azure(const struct bt_status *s)
+{
+    char buf[256];
+
+    if (!s->azure)
+        return;
+    snprintf(buf, sizeof(buf), "%s, poll %s, %u event%s for this VM%s",
+             s->azure_vm_name[0] != '\0' ? s->azure_vm_name
+                                         : "VM not known yet",
+             text_or_dash(s->azure_poll), s->azure_events_for_this_vm,
+             s->azure_events_for_this_vm == 1 ? "" : "s",
+             s->azure_evicting ? ", evicting" : "");
+    text_kv("Azure:", buf);
+}
+
 static void text_status(const struct bt_status *s, const char *json)
 {
     char buf[128];
@@ -111,6 +128,7 @@ static void text_status(const struct bt_status *s, const char *json)
     text_kv("Incarnation:", buf);
     text_kv("Version:", text_or_dash(s->version));
     text_status_roles(s);
+    text_status_azure(s);
 }
 
 static int text_width(int w, const char *s)
@@ -148,13 +166,37 @@ static void text_nodes(const struct bt_node *nodes, size_t count,
     }
 }
 
+/* An azure event: "<ts> azure <vm>(<event_id>) -> <to> <type>
+ * elapsed_ms=<n> <reason>", skipping what the event does not have. */
+static void text_event_azure(const struct bt_event *e)
+{
+    printf("%s azure", text_or_dash(e->ts));
+    if (e->event_id[0] != '\0')
+        printf(" %s(%s)", text_or_dash(e->name), e->event_id);
+    else if (e->name[0] != '\0')
+        printf(" %s", e->name);
+    printf(" -> %s", text_or_dash(e->to_full));
+    if (e->type[0] != '\0')
+        printf(" %s", e->type);
+    if (e->elapsed_ms >= 0)
+        printf(" elapsed_ms=%lld", e->elapsed_ms);
+    if (e->reason[0] != '\0')
+        printf(" %s", e->reason);
+    printf("\n");
+}
+
 /* "<ts> <kind> <name>(<id>) <from> -> <to> <reason>", skipping what the
- * event does not have. */
+ * event does not have; azure events as text_event_azure() shows them. */
 static void text_event(const char *event_json)
 {
     struct bt_event e;
     if (bt_event_parse(event_json, &e) < 0) {
         printf("%s\n", event_json);
+        fflush(stdout);
+        return;
+    }
+    if (strcmp(e.kind, "azure") == 0) {
+        text_event_azure(&e);
         fflush(stdout);
         return;
     }
@@ -256,6 +298,146 @@ static void text_recover(const char *node_id, const char *json)
     printf("recovered: this node (%s) is now the only Raft voter\n", node_id);
 }
 
+/* ---- azure ---- */
+
+static void text_akv(const char *key, const char *value)
+{
+    printf("%-16s %s\n", key, value);
+}
+
+/* ms as a short duration: "950ms", "42s", "12m05s", "3h04m"; a negative
+ * one with a leading "-". */
+static void text_duration(char *buf, size_t size, long long ms)
+{
+    const char *sign = ms < 0 ? "-" : "";
+    unsigned long long a =
+        ms < 0 ? 0ULL - (unsigned long long)ms : (unsigned long long)ms;
+
+    if (a < 1000)
+        snprintf(buf, size, "%s%llums", sign, a);
+    else if (a < 60000)
+        snprintf(buf, size, "%s%llus", sign, a / 1000);
+    else if (a < 3600000)
+        snprintf(buf, size, "%s%llum%02llus", sign, a / 60000, a / 1000 % 60);
+    else
+        snprintf(buf, size, "%s%lluh%02llum", sign, a / 3600000,
+                 a / 60000 % 60);
+}
+
+/* "<state> (<ok> ok, <errors> errors[, last ok <d> ago])", then on a
+ * second line the failure while failing. */
+static void text_azure_health(const char *key, const struct bt_azure_health *h,
+                              const char *extra)
+{
+    char buf[512], d[32];
+    int n;
+
+    n = snprintf(buf, sizeof(buf), "%s%s (%llu ok, %llu error%s",
+                 text_or_dash(h->state), extra, h->ok, h->errors,
+                 h->errors == 1 ? "" : "s");
+    if (h->last_ok_ms_ago >= 0 && n > 0 && (size_t)n < sizeof(buf)) {
+        text_duration(d, sizeof(d), h->last_ok_ms_ago);
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, ", last ok %s ago", d);
+    }
+    if (n > 0 && (size_t)n < sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - (size_t)n, ")");
+    text_akv(key, buf);
+    if (h->failures > 0 || h->last_error[0] != '\0') {
+        snprintf(buf, sizeof(buf), "%llu failure%s in a row: %s", h->failures,
+                 h->failures == 1 ? "" : "s", text_or_dash(h->last_error));
+        text_akv("", buf);
+    }
+}
+
+static void text_azure_events(const struct bt_azure *a)
+{
+    int wid = 8, wtype = 4, wstat = 6, wnb = 10, win = 2, wact = 6;
+    char in[32];
+
+    if (a->events_total == 0) {
+        text_akv("Events:", "none");
+        return;
+    }
+    for (size_t i = 0; i < a->n_events; i++) {
+        const struct bt_azure_event *e = &a->events[i];
+        wid = text_width(wid, e->event_id);
+        wtype = text_width(wtype, text_or_dash(e->type));
+        wstat = text_width(wstat, text_or_dash(e->status));
+        wnb = text_width(wnb, text_or_dash(e->not_before));
+        if (e->not_before[0] != '\0')
+            text_duration(in, sizeof(in), e->not_before_in_ms);
+        else
+            snprintf(in, sizeof(in), "-");
+        win = text_width(win, in);
+        wact = text_width(wact, text_or_dash(e->action));
+    }
+    printf("\n%-*s  %-*s  %-*s  %-*s  %*s  %-4s  %-*s  %s\n", wid, "EVENT_ID",
+           wtype, "TYPE", wstat, "STATUS", wnb, "NOT_BEFORE", win, "IN", "MINE",
+           wact, "ACTION", "APPROVED");
+    for (size_t i = 0; i < a->n_events; i++) {
+        const struct bt_azure_event *e = &a->events[i];
+        if (e->not_before[0] != '\0')
+            text_duration(in, sizeof(in), e->not_before_in_ms);
+        else
+            snprintf(in, sizeof(in), "-");
+        printf("%-*s  %-*s  %-*s  %-*s  %*s  %-4s  %-*s  %s\n", wid,
+               e->event_id, wtype, text_or_dash(e->type), wstat,
+               text_or_dash(e->status), wnb, text_or_dash(e->not_before), win,
+               in, e->mine ? "yes" : "no", wact, text_or_dash(e->action),
+               e->approved ? "yes" : "no");
+    }
+    if (a->events_total > a->n_events)
+        printf("(%zu more events not shown)\n", a->events_total - a->n_events);
+}
+
+static void text_azure(const struct bt_azure *a, const char *json)
+{
+    const struct bt_azure_eviction *ev = &a->eviction;
+    char buf[512], d1[48], d2[32];
+
+    if (!a->enabled) {
+        printf("azure: off (%s)\n", text_or_dash(a->reason));
+        return;
+    }
+    snprintf(buf, sizeof(buf), "on (IMDS %s)", text_or_dash(a->imds_url));
+    text_akv("Azure:", buf);
+    if (a->have_vm) {
+        text_akv("VM:", text_or_dash(a->vm.name));
+        text_akv("VM ID:", text_or_dash(a->vm.vm_id));
+        text_akv("Location:", text_or_dash(a->vm.location));
+        text_akv("Scale set:", text_or_dash(a->vm.vmss));
+        text_akv("Zone:", text_or_dash(a->vm.zone));
+        text_akv("Priority:", text_or_dash(a->vm.priority));
+        text_akv("Eviction policy:", text_or_dash(a->vm.eviction_policy));
+        text_akv("Private IP:", text_or_dash(a->vm.private_ip));
+        text_akv("Subnet:", text_or_dash(a->vm.subnet));
+    } else {
+        text_akv("VM:", "not known yet (instance metadata not read)");
+    }
+    text_azure_health("Instance query:", &a->instance, "");
+    if (a->poll_incarnation >= 0)
+        snprintf(d1, sizeof(d1), ", incarnation %lld", a->poll_incarnation);
+    else
+        d1[0] = '\0';
+    snprintf(buf, sizeof(buf), ", every %llu ms%s", a->poll_interval_ms, d1);
+    text_azure_health("Events poll:", &a->poll, buf);
+    if (a->poll_bad_document[0] != '\0')
+        text_akv("Bad document:", a->poll_bad_document);
+    if (ev->active) {
+        text_duration(d1, sizeof(d1), ev->deadline_in_ms);
+        text_duration(d2, sizeof(d2), (long long)ev->elapsed_ms);
+        snprintf(buf, sizeof(buf),
+                 "%s %s, deadline in %s, elapsed %s, drain %s, approvals "
+                 "%u",
+                 text_or_dash(ev->type), text_or_dash(ev->event_id), d1, d2,
+                 text_or_dash(ev->drain), ev->approvals_done);
+        text_akv("Eviction:", buf);
+    } else {
+        text_akv("Eviction:", "none");
+    }
+    text_azure_events(a);
+}
+
 const struct output output_text = {
     .raw = 0,
     .status = text_status,
@@ -269,6 +451,7 @@ const struct output output_text = {
     .drain_end = text_drain_end,
     .undrain = text_undrain,
     .recover = text_recover,
+    .azure = text_azure,
 };
 
 /* ---- json: the daemon's values, unchanged ---- */
@@ -360,6 +543,11 @@ static void json_recover(const char *node_id, const char *json)
     printf("%s\n", json);
 }
 
+static void json_azure(const struct bt_azure *a, const char *json)
+{
+    printf("%s\n", json);
+}
+
 const struct output output_json = {
     .raw = 1,
     .status = json_status,
@@ -373,4 +561,5 @@ const struct output output_json = {
     .drain_end = json_drain_end,
     .undrain = json_undrain,
     .recover = json_recover,
+    .azure = json_azure,
 };

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -550,6 +551,20 @@ static int client_field_unsigned(struct json_object *o, const char *key,
     return rc;
 }
 
+/* Signed integer field; *dst is absent when the field is. */
+static int client_field_int(struct json_object *o, const char *key,
+                            long long *dst, long long absent)
+{
+    struct json_object *v;
+    *dst = absent;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return 0;
+    if (!json_object_is_type(v, json_type_int))
+        return BT_EPROTO;
+    *dst = (long long)json_object_get_int64(v);
+    return 0;
+}
+
 /* Fills *out from a "drain" object (NULL: not reported). */
 static int client_parse_drain(struct json_object *d,
                               struct bt_drain_status *out)
@@ -621,11 +636,34 @@ static int client_join_names(struct json_object *arr, char *dst, size_t size,
     return 0;
 }
 
+/* The "azure" object of "status" (from daemons in Azure mode). */
+static int client_parse_status_azure(struct json_object *az,
+                                     struct bt_status *out)
+{
+    struct json_object *vm = NULL;
+    int rc;
+
+    out->azure = 1;
+    rc = client_field_obj(az, "vm", &vm);
+    if (rc == 0 && vm != NULL)
+        rc = client_field_str(vm, "name", out->azure_vm_name,
+                              sizeof(out->azure_vm_name), false);
+    if (rc == 0)
+        rc = client_field_bool(az, "evicting", &out->azure_evicting, false);
+    if (rc == 0)
+        rc = client_field_unsigned(az, "events_for_this_vm",
+                                   &out->azure_events_for_this_vm);
+    if (rc == 0)
+        rc = client_field_str(az, "poll", out->azure_poll,
+                              sizeof(out->azure_poll), false);
+    return rc;
+}
+
 /* Fills *out from a "status" result. */
 static int client_parse_status(struct json_object *r, struct bt_status *out)
 {
     struct json_object *raft = NULL, *lease = NULL, *drain = NULL;
-    struct json_object *here = NULL;
+    struct json_object *here = NULL, *azure = NULL;
     unsigned long long port, members;
     int rc;
 
@@ -705,6 +743,207 @@ static int client_parse_status(struct json_object *r, struct bt_status *out)
         rc = client_field_obj(r, "drain", &drain);
     if (rc == 0)
         rc = client_parse_drain(drain, &out->drain);
+    if (rc == 0)
+        rc = client_field_obj(r, "azure", &azure);
+    if (rc == 0 && azure != NULL)
+        rc = client_parse_status_azure(azure, out);
+    return rc;
+}
+
+/* ---- the "azure" command ---- */
+
+/* The string fields of "vm", with where they go in struct bt_azure_vm. */
+#define CLIENT_VM_FIELD(f)                                                     \
+    {                                                                          \
+#f, offsetof(struct bt_azure_vm, f),                                   \
+            sizeof(((struct bt_azure_vm *)0)->f)                               \
+    }
+static const struct {
+    const char *key;
+    size_t off, size;
+} client_vm_fields[] = {
+    CLIENT_VM_FIELD(name),
+    CLIENT_VM_FIELD(vm_id),
+    CLIENT_VM_FIELD(location),
+    CLIENT_VM_FIELD(vmss),
+    CLIENT_VM_FIELD(zone),
+    CLIENT_VM_FIELD(priority),
+    CLIENT_VM_FIELD(eviction_policy),
+    CLIENT_VM_FIELD(private_ip),
+    CLIENT_VM_FIELD(subnet),
+};
+#undef CLIENT_VM_FIELD
+
+/* *out empty, the fields whose absence is -1 set to -1. */
+static void client_azure_reset(struct bt_azure *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->instance.last_ok_ms_ago = -1;
+    out->poll.last_ok_ms_ago = -1;
+    out->poll_incarnation = -1;
+}
+
+/* Fills *out from a "vm" object. */
+static int client_parse_azure_vm(struct json_object *vm,
+                                 struct bt_azure_vm *out)
+{
+    for (size_t i = 0;
+         i < sizeof(client_vm_fields) / sizeof(client_vm_fields[0]); i++) {
+        int rc = client_field_str(vm, client_vm_fields[i].key,
+                                  (char *)out + client_vm_fields[i].off,
+                                  client_vm_fields[i].size, false);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Fills *out from an "instance" or "poll" object (NULL: not reported). */
+static int client_parse_azure_health(struct json_object *h,
+                                     struct bt_azure_health *out)
+{
+    int rc;
+
+    if (h == NULL)
+        return 0;
+    rc = client_field_str(h, "state", out->state, sizeof(out->state), false);
+    if (rc == 0)
+        rc = client_field_uint(h, "ok", &out->ok);
+    if (rc == 0)
+        rc = client_field_uint(h, "errors", &out->errors);
+    if (rc == 0)
+        rc = client_field_uint(h, "failures", &out->failures);
+    if (rc == 0)
+        rc = client_field_str(h, "last_error", out->last_error,
+                              sizeof(out->last_error), false);
+    if (rc == 0)
+        rc = client_field_int(h, "last_ok_ms_ago", &out->last_ok_ms_ago, -1);
+    return rc;
+}
+
+/* Fills *out from one entry of "events". */
+static int client_parse_azure_event(struct json_object *e,
+                                    struct bt_azure_event *out)
+{
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!json_object_is_type(e, json_type_object))
+        return BT_EPROTO;
+    rc = client_field_str(e, "event_id", out->event_id, sizeof(out->event_id),
+                          true);
+    if (rc == 0)
+        rc = client_field_str(e, "type", out->type, sizeof(out->type), false);
+    if (rc == 0)
+        rc = client_field_str(e, "status", out->status, sizeof(out->status),
+                              false);
+    if (rc == 0)
+        rc = client_field_str(e, "not_before", out->not_before,
+                              sizeof(out->not_before), false);
+    if (rc == 0)
+        rc = client_field_int(e, "not_before_in_ms", &out->not_before_in_ms, 0);
+    if (rc == 0)
+        rc = client_field_unsigned(e, "resources", &out->resources);
+    if (rc == 0)
+        rc = client_field_str(e, "first_resource", out->first_resource,
+                              sizeof(out->first_resource), false);
+    if (rc == 0)
+        rc = client_field_bool(e, "mine", &out->mine, false);
+    if (rc == 0)
+        rc = client_field_bool(e, "only_mine", &out->only_mine, false);
+    if (rc == 0)
+        rc = client_field_str(e, "action", out->action, sizeof(out->action),
+                              false);
+    if (rc == 0)
+        rc = client_field_bool(e, "approved", &out->approved, false);
+    if (rc == 0)
+        rc = client_field_uint(e, "seen_ms_ago", &out->seen_ms_ago);
+    return rc;
+}
+
+/* Fills *out from an "eviction" object (NULL: not reported). */
+static int client_parse_azure_eviction(struct json_object *ev,
+                                       struct bt_azure_eviction *out)
+{
+    int rc;
+
+    if (ev == NULL)
+        return 0;
+    rc = client_field_bool(ev, "active", &out->active, false);
+    if (rc == 0)
+        rc = client_field_str(ev, "event_id", out->event_id,
+                              sizeof(out->event_id), false);
+    if (rc == 0)
+        rc = client_field_str(ev, "type", out->type, sizeof(out->type), false);
+    if (rc == 0)
+        rc = client_field_int(ev, "deadline_in_ms", &out->deadline_in_ms, 0);
+    if (rc == 0)
+        rc = client_field_uint(ev, "elapsed_ms", &out->elapsed_ms);
+    if (rc == 0)
+        rc = client_field_str(ev, "drain", out->drain, sizeof(out->drain),
+                              false);
+    if (rc == 0)
+        rc = client_field_unsigned(ev, "approvals_done", &out->approvals_done);
+    return rc;
+}
+
+/* Fills *out (reset by the caller) from an "azure" result. */
+static int client_parse_azure(struct json_object *r, struct bt_azure *out)
+{
+    struct json_object *vm = NULL, *inst = NULL, *poll = NULL;
+    struct json_object *events = NULL, *eviction = NULL;
+    size_t len;
+    int rc;
+
+    if (!json_object_is_type(r, json_type_object))
+        return BT_EPROTO;
+    rc = client_field_bool(r, "enabled", &out->enabled, true);
+    if (rc == 0)
+        rc = client_field_str(r, "reason", out->reason, sizeof(out->reason),
+                              false);
+    if (rc == 0)
+        rc = client_field_str(r, "imds_url", out->imds_url,
+                              sizeof(out->imds_url), false);
+    if (rc == 0)
+        rc = client_field_obj(r, "vm", &vm);
+    if (rc == 0 && vm != NULL) {
+        out->have_vm = 1;
+        rc = client_parse_azure_vm(vm, &out->vm);
+    }
+    if (rc == 0)
+        rc = client_field_obj(r, "instance", &inst);
+    if (rc == 0)
+        rc = client_parse_azure_health(inst, &out->instance);
+    if (rc == 0)
+        rc = client_field_obj(r, "poll", &poll);
+    if (rc == 0)
+        rc = client_parse_azure_health(poll, &out->poll);
+    if (rc == 0 && poll != NULL) {
+        rc = client_field_uint(poll, "interval_ms", &out->poll_interval_ms);
+        if (rc == 0)
+            rc = client_field_int(poll, "incarnation", &out->poll_incarnation,
+                                  -1);
+        if (rc == 0)
+            rc = client_field_str(poll, "bad_document", out->poll_bad_document,
+                                  sizeof(out->poll_bad_document), false);
+    }
+    if (rc == 0)
+        rc = client_field_array(r, "events", &events);
+    len = rc == 0 && events != NULL ? json_object_array_length(events) : 0;
+    for (size_t i = 0; i < len && rc == 0; i++) {
+        struct bt_azure_event tmp, *dst;
+        dst = out->n_events < BT_AZURE_EVENTS_MAX ? &out->events[out->n_events]
+                                                  : &tmp;
+        rc =
+            client_parse_azure_event(json_object_array_get_idx(events, i), dst);
+        if (rc == 0 && dst != &tmp)
+            out->n_events++;
+        out->events_total++;
+    }
+    if (rc == 0)
+        rc = client_field_obj(r, "eviction", &eviction);
+    if (rc == 0)
+        rc = client_parse_azure_eviction(eviction, &out->eviction);
     return rc;
 }
 
@@ -1397,6 +1636,31 @@ BT_API int bt_recover(struct bt_client *c, const char *confirm)
     return rc;
 }
 
+BT_API int bt_azure(struct bt_client *c, struct bt_azure *out)
+{
+    struct json_object *r;
+    int rc;
+
+    if (c == NULL || out == NULL)
+        return BT_EINVAL;
+    client_azure_reset(out);
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    rc = client_call(c, "azure", NULL, &r);
+    if (rc < 0)
+        goto out;
+    rc = client_parse_azure(r, out);
+    if (rc < 0) {
+        client_set_error(c, "azure: the daemon's result lacks a boolean "
+                            "\"enabled\" or has a field of the wrong type");
+        client_azure_reset(out);
+    }
+    json_object_put(r);
+out:
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
 BT_API int bt_events_subscribe(struct bt_client *c, int replay)
 {
     struct json_object *r, *v;
@@ -1499,6 +1763,16 @@ BT_API int bt_event_parse(const char *event_json, struct bt_event *out)
     client_field_str(o, "cluster_id", out->cluster_id, sizeof(out->cluster_id),
                      false);
     client_field_uint(o, "incarnation", &out->incarnation);
+    client_field_str(o, "to", out->to_full, sizeof(out->to_full), false);
+    client_field_str(o, "event_id", out->event_id, sizeof(out->event_id),
+                     false);
+    client_field_str(o, "type", out->type, sizeof(out->type), false);
+    client_field_str(o, "status", out->status, sizeof(out->status), false);
+    client_field_str(o, "not_before", out->not_before, sizeof(out->not_before),
+                     false);
+    client_field_str(o, "action", out->action, sizeof(out->action), false);
+    client_field_bool(o, "mine", &out->mine, false);
+    client_field_int(o, "elapsed_ms", &out->elapsed_ms, -1);
     json_object_put(o);
     return rc;
 }

@@ -1349,6 +1349,413 @@ static void test_client_recover(void **state)
     fake_finish(f);
 }
 
+/* ---- Azure mode ---- */
+
+#define AZ_VM                                                                  \
+    "{\"name\":\"vm-a\",\"vm_id\":\"7e0f3c2a-1111-2222-3333-444455556666\","   \
+    "\"location\":\"westeurope\",\"vmss\":\"pool\",\"zone\":\"2\","            \
+    "\"priority\":\"Spot\",\"eviction_policy\":\"Delete\",\"private_ip\":"     \
+    "\"10.0.0.4\",\"subnet\":\"10.0.0.0/24\"}"
+
+#define AZ_EVENT_MINE                                                          \
+    "{\"event_id\":\"A123BC45-1BB9-4A2D-9C3E-88D2A2E8F1F0\",\"type\":"         \
+    "\"Preempt\",\"status\":\"Scheduled\",\"not_before\":\"Mon, 23 Nov 2026 "  \
+    "21:18:24 GMT\",\"not_before_in_ms\":-1500,\"resources\":1,"               \
+    "\"first_resource\":\"vm-a\",\"mine\":true,\"only_mine\":true,"            \
+    "\"action\":\"drain\",\"approved\":true,\"seen_ms_ago\":28500}"
+
+#define AZ_EVENT_OTHER                                                         \
+    "{\"event_id\":\"B2\",\"type\":\"Freeze\",\"status\":\"Started\","         \
+    "\"not_before\":\"\",\"not_before_in_ms\":0,\"resources\":3,"              \
+    "\"first_resource\":\"vm-b\",\"mine\":false,\"only_mine\":false,"          \
+    "\"action\":\"ignore\",\"approved\":false,\"seen_ms_ago\":100}"
+
+#define AZ_RESULT                                                              \
+    "{\"enabled\":true,\"imds_url\":\"http://127.0.0.1:8080\",\"vm\":" AZ_VM   \
+    ",\"instance\":{\"state\":\"ok\",\"ok\":1,\"errors\":2,\"failures\":0,"    \
+    "\"last_ok_ms_ago\":60000},\"poll\":{\"state\":\"failing\",\"ok\":120,"    \
+    "\"errors\":5,\"failures\":3,\"last_error\":\"status=0 error=\\\"timed "   \
+    "out\\\"\",\"last_ok_ms_ago\":3000,\"interval_ms\":1000,\"incarnation\":"  \
+    "7,\"bad_document\":\"Events is not an "                                   \
+    "array\"},\"events\":[" AZ_EVENT_MINE "," AZ_EVENT_OTHER                   \
+    "],\"eviction\":{\"active\":true,"                                         \
+    "\"event_id\":\"A123BC45-1BB9-4A2D-9C3E-88D2A2E8F1F0\",\"type\":"          \
+    "\"Preempt\",\"deadline_in_ms\":-1500,\"elapsed_ms\":28500,\"drain\":"     \
+    "\"draining\",\"approvals_done\":1}}"
+
+#define AZ_OFF "{\"enabled\":false,\"reason\":\"azure=off\"}"
+
+/* Enabled, but nothing known yet: the daemon's first moments. */
+#define AZ_STARTING                                                            \
+    "{\"enabled\":true,\"imds_url\":\"http://127.0.0.1:8080\",\"vm\":null,"    \
+    "\"instance\":{\"state\":\"starting\",\"ok\":0,\"errors\":0,"              \
+    "\"failures\":0},\"poll\":{\"state\":\"starting\",\"ok\":0,\"errors\":0,"  \
+    "\"failures\":0,\"interval_ms\":1000,\"incarnation\":-1},\"events\":[],"   \
+    "\"eviction\":{\"active\":false}}"
+
+static void test_client_azure_parses_fields(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_azure *a = malloc(sizeof(*a));
+    const struct bt_azure_event *e;
+
+    assert_non_null(a);
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"azure\",\"args\":{}}",
+                              .reply = OK(AZ_RESULT)});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_azure(c, a), 0);
+    assert_string_equal(bt_last_error(c), "");
+    bt_close(c);
+    fake_finish(f);
+
+    assert_int_equal(a->enabled, 1);
+    assert_string_equal(a->reason, "");
+    assert_string_equal(a->imds_url, "http://127.0.0.1:8080");
+    assert_int_equal(a->have_vm, 1);
+    assert_string_equal(a->vm.name, "vm-a");
+    assert_string_equal(a->vm.vm_id, "7e0f3c2a-1111-2222-3333-444455556666");
+    assert_string_equal(a->vm.location, "westeurope");
+    assert_string_equal(a->vm.vmss, "pool");
+    assert_string_equal(a->vm.zone, "2");
+    assert_string_equal(a->vm.priority, "Spot");
+    assert_string_equal(a->vm.eviction_policy, "Delete");
+    assert_string_equal(a->vm.private_ip, "10.0.0.4");
+    assert_string_equal(a->vm.subnet, "10.0.0.0/24");
+
+    assert_string_equal(a->instance.state, "ok");
+    assert_true(a->instance.ok == 1 && a->instance.errors == 2);
+    assert_true(a->instance.failures == 0);
+    assert_string_equal(a->instance.last_error, "");
+    assert_true(a->instance.last_ok_ms_ago == 60000);
+    assert_string_equal(a->poll.state, "failing");
+    assert_true(a->poll.ok == 120 && a->poll.errors == 5);
+    assert_true(a->poll.failures == 3);
+    assert_string_equal(a->poll.last_error, "status=0 error=\"timed out\"");
+    assert_true(a->poll.last_ok_ms_ago == 3000);
+    assert_true(a->poll_interval_ms == 1000);
+    assert_true(a->poll_incarnation == 7);
+    assert_string_equal(a->poll_bad_document, "Events is not an array");
+
+    assert_int_equal(a->n_events, 2);
+    assert_int_equal(a->events_total, 2);
+    e = &a->events[0];
+    assert_string_equal(e->event_id, "A123BC45-1BB9-4A2D-9C3E-88D2A2E8F1F0");
+    assert_string_equal(e->type, "Preempt");
+    assert_string_equal(e->status, "Scheduled");
+    assert_string_equal(e->not_before, "Mon, 23 Nov 2026 21:18:24 GMT");
+    assert_true(e->not_before_in_ms == -1500); /* already passed */
+    assert_int_equal(e->resources, 1);
+    assert_string_equal(e->first_resource, "vm-a");
+    assert_int_equal(e->mine, 1);
+    assert_int_equal(e->only_mine, 1);
+    assert_string_equal(e->action, "drain");
+    assert_int_equal(e->approved, 1);
+    assert_true(e->seen_ms_ago == 28500);
+    e = &a->events[1];
+    assert_string_equal(e->event_id, "B2");
+    assert_string_equal(e->status, "Started");
+    assert_string_equal(e->not_before, "");
+    assert_true(e->not_before_in_ms == 0);
+    assert_int_equal(e->resources, 3);
+    assert_int_equal(e->mine, 0);
+    assert_string_equal(e->action, "ignore");
+    assert_int_equal(e->approved, 0);
+
+    assert_int_equal(a->eviction.active, 1);
+    assert_string_equal(a->eviction.event_id,
+                        "A123BC45-1BB9-4A2D-9C3E-88D2A2E8F1F0");
+    assert_string_equal(a->eviction.type, "Preempt");
+    assert_true(a->eviction.deadline_in_ms == -1500);
+    assert_true(a->eviction.elapsed_ms == 28500);
+    assert_string_equal(a->eviction.drain, "draining");
+    assert_int_equal(a->eviction.approvals_done, 1);
+    free(a);
+}
+
+static void test_client_azure_off_and_starting(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_azure *a = malloc(sizeof(*a));
+
+    assert_non_null(a);
+    fake_add(f, (struct step){.expect = "azure", .reply = OK(AZ_OFF)});
+    fake_add(f, (struct step){.expect = "azure", .reply = OK(AZ_STARTING)});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+
+    assert_int_equal(bt_azure(c, a), 0);
+    assert_int_equal(a->enabled, 0);
+    assert_string_equal(a->reason, "azure=off");
+    assert_string_equal(a->imds_url, "");
+    assert_int_equal(a->have_vm, 0);
+    assert_int_equal(a->n_events, 0);
+    assert_int_equal(a->eviction.active, 0);
+    assert_true(a->poll_incarnation == -1);
+    assert_true(a->poll.last_ok_ms_ago == -1);
+    assert_true(a->instance.last_ok_ms_ago == -1);
+
+    assert_int_equal(bt_azure(c, a), 0);
+    assert_int_equal(a->enabled, 1);
+    assert_int_equal(a->have_vm, 0); /* "vm": null while unknown */
+    assert_string_equal(a->vm.name, "");
+    assert_string_equal(a->instance.state, "starting");
+    assert_true(a->instance.last_ok_ms_ago == -1);
+    assert_true(a->poll_incarnation == -1);
+    assert_int_equal(a->n_events, 0);
+    assert_int_equal(a->events_total, 0);
+    assert_int_equal(a->eviction.active, 0);
+    assert_string_equal(a->eviction.drain, "");
+
+    assert_int_equal(bt_azure(c, NULL), BT_EINVAL);
+    assert_int_equal(bt_azure(NULL, a), BT_EINVAL);
+    bt_close(c);
+    fake_finish(f);
+    free(a);
+}
+
+static void test_client_azure_daemon_error(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_azure *a = malloc(sizeof(*a));
+
+    assert_non_null(a);
+    fake_add(
+        f, (struct step){.expect = "azure",
+                         .reply = ERR("ENOTFOUND", "unknown command 'azure'")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_azure(c, a), BT_ENOTFOUND);
+    assert_string_equal(bt_last_error(c), "unknown command 'azure'");
+    assert_int_equal(a->enabled, 0);
+    assert_true(a->poll_incarnation == -1);
+    bt_close(c);
+    fake_finish(f);
+    free(a);
+}
+
+/* Runs bt_azure() on each reply of bad[] and checks each is refused
+ * without filling anything. */
+static void azure_expect_eproto(struct fake *f, const char *const *bad,
+                                size_t n)
+{
+    struct bt_client *c;
+    struct bt_azure *a = malloc(sizeof(*a));
+
+    assert_non_null(a);
+    assert_true(n <= FAKE_MAX_STEPS);
+    for (size_t i = 0; i < n; i++)
+        fake_add(f, (struct step){.expect = "azure", .reply = bad[i]});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    for (size_t i = 0; i < n; i++) {
+        memset(a, 0x55, sizeof(*a));
+        if (bt_azure(c, a) != BT_EPROTO)
+            fail_msg("reply %zu: %s: not BT_EPROTO", i, bad[i]);
+        assert_non_null(strstr(bt_last_error(c), "azure:"));
+        /* nothing half-filled */
+        assert_int_equal(a->enabled, 0);
+        assert_string_equal(a->reason, "");
+        assert_string_equal(a->vm.name, "");
+        assert_int_equal(a->n_events, 0);
+        assert_int_equal(a->eviction.active, 0);
+        assert_true(a->poll_incarnation == -1);
+    }
+    bt_close(c);
+    fake_finish(f);
+    free(a);
+}
+
+static void test_client_azure_wrong_types_are_eproto(void **state)
+{
+    static const char *const bad[] = {
+        OK("[]"),
+        OK("null"),
+        OK("{\"reason\":\"azure=off\"}"),
+        OK("{\"enabled\":\"no\"}"),
+        OK("{\"enabled\":false,\"reason\":7}"),
+        OK("{\"enabled\":true,\"imds_url\":false}"),
+        OK("{\"enabled\":true,\"vm\":\"vm-a\"}"),
+        OK("{\"enabled\":true,\"vm\":{\"name\":1}}"),
+        OK("{\"enabled\":true,\"vm\":{\"name\":\"a\",\"subnet\":[]}}"),
+        OK("{\"enabled\":true,\"instance\":[]}"),
+        OK("{\"enabled\":true,\"instance\":{\"ok\":\"1\"}}"),
+        OK("{\"enabled\":true,\"poll\":{\"state\":0}}"),
+        OK("{\"enabled\":true,\"poll\":{\"last_error\":{}}}"),
+        OK("{\"enabled\":true,\"poll\":{\"last_ok_ms_ago\":1.5}}"),
+        OK("{\"enabled\":true,\"poll\":{\"interval_ms\":\"1000\"}}"),
+        OK("{\"enabled\":true,\"poll\":{\"incarnation\":true}}"),
+        OK("{\"enabled\":true,\"poll\":{\"bad_document\":1}}"),
+    };
+    azure_expect_eproto(*state, bad, sizeof(bad) / sizeof(bad[0]));
+}
+
+static void test_client_azure_wrong_event_types_are_eproto(void **state)
+{
+    static const char *const bad[] = {
+        OK("{\"enabled\":true,\"events\":{}}"),
+        OK("{\"enabled\":true,\"events\":[\"A1\"]}"),
+        OK("{\"enabled\":true,\"events\":[{\"type\":\"Reboot\"}]}"),
+        OK("{\"enabled\":true,\"events\":[{\"event_id\":5}]}"),
+        OK("{\"enabled\":true,\"events\":[{\"event_id\":\"A\","
+           "\"mine\":\"true\"}]}"),
+        OK("{\"enabled\":true,\"events\":[{\"event_id\":\"A\","
+           "\"not_before_in_ms\":\"soon\"}]}"),
+        OK("{\"enabled\":true,\"events\":[{\"event_id\":\"A\","
+           "\"resources\":[\"vm-a\"]}]}"),
+        OK("{\"enabled\":true,\"events\":[{\"event_id\":\"A\"},7]}"),
+        OK("{\"enabled\":true,\"eviction\":true}"),
+        OK("{\"enabled\":true,\"eviction\":{\"active\":1}}"),
+        OK("{\"enabled\":true,\"eviction\":{\"active\":true,"
+           "\"deadline_in_ms\":\"1\"}}"),
+        OK("{\"enabled\":true,\"eviction\":{\"active\":true,\"drain\":0}}"),
+        OK("{\"enabled\":true,\"eviction\":{\"active\":true,"
+           "\"approvals_done\":false}}"),
+    };
+    azure_expect_eproto(*state, bad, sizeof(bad) / sizeof(bad[0]));
+}
+
+static void test_client_azure_too_many_events_truncated(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_azure *a = malloc(sizeof(*a));
+    static char reply[8192], bad[8192];
+    char *p = reply;
+    const int total = BT_AZURE_EVENTS_MAX + 8;
+
+    assert_non_null(a);
+    p += sprintf(p, "{\"ok\":true,\"result\":{\"enabled\":true,\"events\":[");
+    for (int i = 0; i < total; i++)
+        p += sprintf(p, "%s{\"event_id\":\"ev-%02d\",\"mine\":%s}",
+                     i > 0 ? "," : "", i, i % 2 ? "true" : "false");
+    sprintf(p, "]}}\n");
+    /* a bad entry past the kept ones is still refused */
+    p = bad;
+    p += sprintf(p, "{\"ok\":true,\"result\":{\"enabled\":true,\"events\":[");
+    for (int i = 0; i < total; i++)
+        p += sprintf(p, "%s{\"event_id\":%s}", i > 0 ? "," : "",
+                     i == total - 1 ? "null" : "\"x\"");
+    sprintf(p, "]}}\n");
+    fake_add(f, (struct step){.expect = "azure", .reply = reply});
+    fake_add(f, (struct step){.expect = "azure", .reply = bad});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_azure(c, a), 0);
+    assert_int_equal(a->n_events, BT_AZURE_EVENTS_MAX);
+    assert_int_equal(a->events_total, total);
+    assert_string_equal(a->events[0].event_id, "ev-00");
+    assert_string_equal(a->events[BT_AZURE_EVENTS_MAX - 1].event_id, "ev-31");
+    assert_int_equal(a->events[BT_AZURE_EVENTS_MAX - 1].mine, 1);
+    assert_int_equal(bt_azure(c, a), BT_EPROTO);
+    assert_int_equal(a->n_events, 0);
+    assert_int_equal(a->events_total, 0);
+    bt_close(c);
+    fake_finish(f);
+    free(a);
+}
+
+#define STATUS_AZURE                                                           \
+    STATUS_HEAD "\"azure\":{\"vm\":" AZ_VM ",\"events_for_this_vm\":1,"        \
+                "\"evicting\":true,\"poll\":\"ok\"}}"
+
+static void test_client_status_azure_fields(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_status s;
+    static const char *const bad[] = {
+        OK(STATUS_HEAD "\"azure\":true}"),
+        OK(STATUS_HEAD "\"azure\":{\"vm\":\"vm-a\"}}"),
+        OK(STATUS_HEAD "\"azure\":{\"vm\":{\"name\":[]}}}"),
+        OK(STATUS_HEAD "\"azure\":{\"evicting\":\"no\"}}"),
+        OK(STATUS_HEAD "\"azure\":{\"events_for_this_vm\":\"1\"}}"),
+        OK(STATUS_HEAD "\"azure\":{\"poll\":1}}"),
+    };
+    const size_t n = sizeof(bad) / sizeof(bad[0]);
+
+    fake_add(f, (struct step){.expect = "status", .reply = OK(STATUS_AZURE)});
+    fake_add(
+        f, (struct step){.expect = "status",
+                         .reply = OK(STATUS_HEAD "\"azure\":{\"vm\":null,"
+                                                 "\"events_for_this_vm\":0,"
+                                                 "\"evicting\":false,\"poll\":"
+                                                 "\"starting\"}}")});
+    fake_add(f, (struct step){.expect = "status", .reply = OK(STATUS_RESULT)});
+    for (size_t i = 0; i < n; i++)
+        fake_add(f, (struct step){.expect = "status", .reply = bad[i]});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_status(c, &s), 0);
+    assert_string_equal(s.node_id, "0123456789abcdef");
+    assert_int_equal(s.azure, 1);
+    assert_string_equal(s.azure_vm_name, "vm-a");
+    assert_int_equal(s.azure_evicting, 1);
+    assert_int_equal(s.azure_events_for_this_vm, 1);
+    assert_string_equal(s.azure_poll, "ok");
+
+    assert_int_equal(bt_status(c, &s), 0);
+    assert_int_equal(s.azure, 1);
+    assert_string_equal(s.azure_vm_name, "");
+    assert_int_equal(s.azure_evicting, 0);
+    assert_string_equal(s.azure_poll, "starting");
+
+    assert_int_equal(bt_status(c, &s), 0); /* not in Azure mode */
+    assert_int_equal(s.azure, 0);
+    assert_string_equal(s.azure_poll, "");
+
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(bt_status(c, &s), BT_EPROTO);
+        assert_int_equal(s.azure, 0);
+        assert_string_equal(s.node_id, "");
+    }
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_event_parse_azure(void **state)
+{
+    struct bt_event e;
+
+    (void)state;
+    assert_int_equal(
+        bt_event_parse(
+            "{\"kind\":\"azure\",\"to\":\"cancelled_back_in_service\","
+            "\"name\":\"vm-a\",\"event_id\":\"A1\",\"type\":\"Preempt\","
+            "\"status\":\"Scheduled\",\"not_before\":\"Mon, 23 Nov 2026 "
+            "21:18:24 GMT\",\"mine\":true,\"action\":\"drain\","
+            "\"elapsed_ms\":0}",
+            &e),
+        0);
+    assert_string_equal(e.kind, "azure");
+    assert_string_equal(e.to_full, "cancelled_back_in_service");
+    assert_int_equal(strlen(e.to), sizeof(e.to) - 1); /* truncated */
+    assert_string_equal(e.name, "vm-a");
+    assert_string_equal(e.event_id, "A1");
+    assert_string_equal(e.type, "Preempt");
+    assert_string_equal(e.status, "Scheduled");
+    assert_string_equal(e.not_before, "Mon, 23 Nov 2026 21:18:24 GMT");
+    assert_int_equal(e.mine, 1);
+    assert_string_equal(e.action, "drain");
+    assert_true(e.elapsed_ms == 0);
+
+    /* absent or mistyped: empty, elapsed_ms -1 */
+    assert_int_equal(bt_event_parse("{\"kind\":\"azure\",\"to\":\"scheduled\","
+                                    "\"elapsed_ms\":\"5\",\"mine\":1}",
+                                    &e),
+                     0);
+    assert_string_equal(e.to_full, "scheduled");
+    assert_string_equal(e.to, "scheduled");
+    assert_string_equal(e.event_id, "");
+    assert_int_equal(e.mine, 0);
+    assert_true(e.elapsed_ms == -1);
+    assert_int_equal(bt_event_parse("{\"kind\":\"member\"}", &e), 0);
+    assert_true(e.elapsed_ms == -1);
+}
+
 /* ---- beethovenctl against the fake daemon ---- */
 
 /* The built beethovenctl: $BT_CTL_PATH, else ../src/beethovenctl from
@@ -1804,6 +2211,134 @@ static void test_ctl_help_lists_role_commands(void **state)
     }
 }
 
+static void test_ctl_azure(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"azure\",\"args\":{}}",
+                              .reply = OK(AZ_RESULT),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "azure",
+                              .reply = OK(AZ_RESULT),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "azure",
+                              .reply = OK(AZ_OFF),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "azure",
+                              .reply = OK(AZ_STARTING),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "azure",
+                              .reply = OK("{\"enabled\":\"yes\"}"),
+                              .close_after = true});
+    fake_add(f,
+             (struct step){.expect = "azure",
+                           .reply = ERR("ENOTFOUND", "unknown command 'azure'"),
+                           .close_after = true});
+    fake_start(f);
+
+    ctl_run(f, &r, "azure", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(
+        r.out,
+        "Azure:           on (IMDS http://127.0.0.1:8080)\n"
+        "VM:              vm-a\n"
+        "VM ID:           7e0f3c2a-1111-2222-3333-444455556666\n"
+        "Location:        westeurope\n"
+        "Scale set:       pool\n"
+        "Zone:            2\n"
+        "Priority:        Spot\n"
+        "Eviction policy: Delete\n"
+        "Private IP:      10.0.0.4\n"
+        "Subnet:          10.0.0.0/24\n"
+        "Instance query:  ok (1 ok, 2 errors, last ok 1m00s ago)\n"
+        "Events poll:     failing, every 1000 ms, incarnation 7 (120 ok, 5 "
+        "errors, last ok 3s ago)\n"
+        "                 3 failures in a row: status=0 error=\"timed out\"\n"
+        "Bad document:    Events is not an array\n"
+        "Eviction:        Preempt A123BC45-1BB9-4A2D-9C3E-88D2A2E8F1F0, "
+        "deadline in -1s, elapsed 28s, drain draining, approvals 1\n"
+        "\n"
+        "EVENT_ID                              TYPE     STATUS     "
+        "NOT_BEFORE                      IN  MINE  ACTION  APPROVED\n"
+        "A123BC45-1BB9-4A2D-9C3E-88D2A2E8F1F0  Preempt  Scheduled  "
+        "Mon, 23 Nov 2026 21:18:24 GMT  -1s  yes   drain   yes\n"
+        "B2                                    Freeze   Started    "
+        "-                                -  no    ignore  no\n");
+    ctl_run(f, &r, "azure", "--json", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, AZ_RESULT "\n");
+    ctl_run(f, &r, "azure", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "azure: off (azure=off)\n");
+    ctl_run(f, &r, "azure", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "VM:              not known yet"));
+    assert_non_null(strstr(r.out, "Events poll:     starting, every 1000 ms "
+                                  "(0 ok, 0 errors)\n"));
+    assert_non_null(strstr(r.out, "Eviction:        none\n"
+                                  "Events:          none\n"));
+    ctl_run(f, &r, "azure", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "beethovenctl: azure: the daemon's result"));
+    ctl_run(f, &r, "azure", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "beethovenctl: azure: unknown command 'azure' "
+                               "(ENOTFOUND)\n");
+    fake_finish(f);
+
+    ctl_run(f, &r, "azure", "extra", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "azure", "--help", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "usage: beethovenctl [OPTIONS] azure\n"));
+}
+
+static void test_ctl_status_and_events_show_azure(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "status",
+                              .reply = OK(STATUS_AZURE),
+                              .close_after = true});
+    fake_add(f,
+             (struct step){
+                 .expect = "{\"cmd\":\"events\",\"args\":{}}",
+                 .reply = "{\"ok\":true,\"result\":{\"subscribed\":true}}\n"
+                          "{\"event\":{\"ts\":\"2026-11-23T21:17:54.123Z\","
+                          "\"kind\":\"azure\",\"to\":\"scheduled\",\"name\":"
+                          "\"vm-a\",\"event_id\":\"A1\",\"type\":\"Preempt\","
+                          "\"status\":\"Scheduled\",\"not_before\":\"\","
+                          "\"mine\":true,\"action\":\"drain\"}}\n"
+                          "{\"event\":{\"ts\":\"2026-11-23T21:17:55.000Z\","
+                          "\"kind\":\"azure\",\"to\":\"cancelled_back_in_"
+                          "service\",\"name\":\"vm-a\",\"event_id\":\"A1\","
+                          "\"type\":\"Preempt\",\"elapsed_ms\":877}}\n"
+                          "{\"event\":{\"kind\":\"azure\",\"to\":\"drain_"
+                          "started\",\"reason\":\"no instance yet\"}}\n"
+                          "{\"event\":{\"ts\":\"2026-11-23T21:17:56.000Z\","
+                          "\"kind\":\"member\",\"id\":\"00000000000000a1\","
+                          "\"name\":\"n1\",\"from\":\"alive\",\"to\":"
+                          "\"suspect\"}}\n",
+                 .close_after = true});
+    fake_start(f);
+    ctl_run(f, &r, "status", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "Azure:       vm-a, poll ok, 1 event for "
+                                  "this VM, evicting\n"));
+    ctl_run(f, &r, "events", NULL);
+    assert_int_equal(r.status, 3); /* the fake hung up */
+    assert_string_equal(
+        r.out, "2026-11-23T21:17:54.123Z azure vm-a(A1) -> scheduled Preempt\n"
+               "2026-11-23T21:17:55.000Z azure vm-a(A1) -> "
+               "cancelled_back_in_service Preempt elapsed_ms=877\n"
+               "- azure -> drain_started no instance yet\n"
+               "2026-11-23T21:17:56.000Z member n1(00000000000000a1) alive "
+               "-> suspect\n");
+    fake_finish(f);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fake_setup, fake_teardown)
 
 int main(void)
@@ -1842,6 +2377,14 @@ int main(void)
         T(test_client_drain_and_undrain),
         T(test_client_drain_status),
         T(test_client_recover),
+        T(test_client_azure_parses_fields),
+        T(test_client_azure_off_and_starting),
+        T(test_client_azure_daemon_error),
+        T(test_client_azure_wrong_types_are_eproto),
+        T(test_client_azure_wrong_event_types_are_eproto),
+        T(test_client_azure_too_many_events_truncated),
+        T(test_client_status_azure_fields),
+        T(test_client_event_parse_azure),
         T(test_ctl_roles_and_whois),
         T(test_ctl_drain_follows_steps),
         T(test_ctl_drain_failed_json),
@@ -1850,6 +2393,8 @@ int main(void)
         T(test_ctl_undrain_and_recover),
         T(test_ctl_status_shows_role_fields),
         T(test_ctl_help_lists_role_commands),
+        T(test_ctl_azure),
+        T(test_ctl_status_and_events_show_azure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
