@@ -21,11 +21,13 @@
 #include <openssl/crypto.h>
 #include <uv.h>
 
+#include "azure.h"
 #include "beethoven/error.h"
 #include "cidr.h"
 #include "cluster.h"
 #include "config.h"
 #include "control.h"
+#include "hooks.h"
 #include "identity.h"
 #include "log.h"
 #include "msg.h"
@@ -40,6 +42,11 @@ struct daemon {
     struct cluster *cluster;
     struct control *control;
     struct rolemgr *roles;
+    struct hooks *hooks;
+    struct azure *azure;     /* NULL when Azure mode is off */
+    const char *azure_why;   /* why Azure mode is on or off */
+    bool waiting_for_subnet; /* use_az_net: the cluster starts after IMDS */
+    int exit_code;
     uv_signal_t sigterm, sigint, sighup;
     bool stopping;
     bool rejoin; /* start again under a new id once closed */
@@ -121,6 +128,10 @@ static void daemon_on_left(void *ctx)
     struct daemon *d = ctx;
     control_free(d->control);
     d->control = NULL;
+    azure_free(d->azure, NULL, NULL);
+    d->azure = NULL;
+    hooks_free(d->hooks, NULL, NULL);
+    d->hooks = NULL;
     if (d->roles != NULL)
         rolemgr_free(d->roles, daemon_roles_freed, d);
     cluster_free(d->cluster);
@@ -232,6 +243,11 @@ static void daemon_report_ignored(const struct config *run,
  * and are reported as such. A bad file leaves everything as it was. */
 static void daemon_reload(struct daemon *d)
 {
+    if (d->roles == NULL) {
+        log_warn("config_reload", "action=ignored reason=\"the node has not "
+                                  "started its cluster yet\"");
+        return;
+    }
     struct config *nc = xcalloc(1, sizeof(*nc));
     struct config_cli cli;
     char *buf = NULL;
@@ -277,6 +293,10 @@ static void daemon_on_signal(uv_signal_t *h, int signum)
         return;
     d->stopping = true;
     log_info("stopping", "signal=%s", signum == SIGTERM ? "TERM" : "INT");
+    if (d->cluster == NULL) { /* still waiting for the subnet from IMDS */
+        daemon_on_left(d);
+        return;
+    }
     rolemgr_shutdown(d->roles, daemon_roles_down, d);
 }
 
@@ -284,10 +304,31 @@ static int daemon_control(void *ctx, const char *cmd, struct json_object *args,
                           struct json_object **result, char *msg, size_t msglen)
 {
     struct daemon *d = ctx;
+    if (strcmp(cmd, "azure") == 0) {
+        if (d->azure != NULL) {
+            *result = azure_status_json(d->azure);
+            return 0;
+        }
+        *result = json_object_new_object();
+        json_object_object_add(*result, "enabled",
+                               json_object_new_boolean(false));
+        json_object_object_add(*result, "reason",
+                               json_object_new_string(d->azure_why));
+        return 0;
+    }
+    if (d->cluster == NULL) {
+        snprintf(msg, msglen,
+                 "%s: the node is waiting for its subnet from Azure IMDS "
+                 "(use_az_net); see beethovenctl azure",
+                 cmd);
+        return BT_ESTATE;
+    }
     if (strcmp(cmd, "status") == 0) {
         *result = cluster_status_json(d->cluster);
         if (d->roles != NULL)
             rolemgr_status(d->roles, *result);
+        if (d->azure != NULL)
+            azure_status(d->azure, *result);
         return 0;
     }
     if (strcmp(cmd, "ready") == 0) {
@@ -337,6 +378,118 @@ static void daemon_free_cfg(void)
         config_free(daemon_cfg);
 }
 
+/* Membership, the role manager and the control socket's peers: started at
+ * once, or with use_az_net once IMDS has given the subnet. Returns 0 or 1
+ * (the reason logged). */
+static int daemon_start_cluster(struct daemon *d)
+{
+    char err[512], a[16], id[MSG_ID_LEN + 1];
+    msg_id_format(d->id.node_id, id);
+    log_info("start",
+             "version=%s node_id=%s name=%s addr=%s port=%u cluster_net=%s/%u "
+             "cluster_name=%s incarnation=%" PRIu64,
+             BT_VERSION, id, d->cfg.node_name,
+             cidr_format_addr(d->cfg.bind_address, a), d->cfg.listener_port,
+             cidr_format_addr(d->cfg.cluster_net, (char[16]){0}),
+             d->cfg.cluster_net_mask, d->cfg.cluster_name, d->id.incarnation);
+    struct cluster_hooks hooks = {
+        .on_event = daemon_on_event,
+        .on_left = daemon_on_left,
+        .on_incarnation = daemon_on_incarnation,
+        .ctx = d,
+        .on_cluster = daemon_on_cluster,
+        .heartbeat_app = daemon_heartbeat_app,
+        .on_member_app = daemon_on_member_app,
+        .on_app = daemon_on_app,
+    };
+    cluster_new(d->loop, &d->cfg, d->id.node_id, d->id.incarnation,
+                d->cfg.bind_address, &hooks, &d->cluster);
+    char exec_path[PATH_MAX];
+    daemon_exec_path(exec_path, sizeof(exec_path));
+    struct rolemgr_hooks rhooks = {d, daemon_on_rejoin_fresh, daemon_on_event};
+    if (rolemgr_new(d->loop, &d->cfg, d->cluster, d->id.node_id, exec_path,
+                    &rhooks, &d->roles, err, sizeof(err)) < 0) {
+        log_error("start_failed", "reason=\"%s\"", err);
+        return 1;
+    }
+    /* After a full restart the first node up re-founds its own cluster. */
+    cluster_set_found_id(d->cluster, rolemgr_stored_cluster(d->roles));
+    if (d->azure != NULL) {
+        const struct az_instance *inst = azure_instance(d->azure);
+        if (inst != NULL)
+            rolemgr_set_zone(d->roles, inst->zone);
+        azure_set_rolemgr(d->azure, d->roles);
+    }
+    if (cluster_start(d->cluster, err, sizeof(err)) < 0) {
+        log_error("start_failed", "reason=\"%s\"", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* The instance document came: the zone, and with use_az_net the subnet
+ * and this node's address, then the cluster starts. */
+static void daemon_on_instance(void *ctx, const struct az_instance *inst)
+{
+    struct daemon *d = ctx;
+    char a[16], b[16];
+    if (d->roles != NULL)
+        rolemgr_set_zone(d->roles, inst->zone);
+    if (!d->waiting_for_subnet || d->stopping)
+        return;
+    d->waiting_for_subnet = false;
+    if (inst->prefix == 0 || inst->private_ip == 0) {
+        log_error("start_failed", "reason=\"use_az_net: the IMDS instance "
+                                  "document has no private address or "
+                                  "subnet\"");
+        d->exit_code = 1;
+        daemon_on_left(d);
+        return;
+    }
+    uint32_t net = inst->subnet;
+    unsigned prefix = inst->prefix;
+    if (prefix < 16) {
+        /* A scan covers at most a /16: the one this node is in. */
+        prefix = 16;
+        net = inst->private_ip & cidr_mask(16);
+        log_warn("azure_subnet_clamped",
+                 "subnet=%s/%u scanned=%s/16 reason=\"a scan covers at most "
+                 "65534 hosts\"",
+                 cidr_format_addr(inst->subnet, a), inst->prefix,
+                 cidr_format_addr(net, b));
+    } else if (prefix > 30) {
+        prefix = 30;
+        net = inst->private_ip & cidr_mask(30);
+    }
+    d->cfg.cluster_net = net;
+    d->cfg.cluster_net_mask = prefix;
+    d->cfg.source[CONFIG_KEY_CLUSTER_NET] = CONFIG_SRC_AUTO;
+    d->cfg.source[CONFIG_KEY_CLUSTER_NET_MASK] = CONFIG_SRC_AUTO;
+    d->cfg.azure_subnet = true;
+    if (d->cfg.bind_address == 0) {
+        d->cfg.bind_address = inst->private_ip;
+        d->cfg.source[CONFIG_KEY_BIND_ADDRESS] = CONFIG_SRC_AUTO;
+        azure_set_source(d->azure, inst->private_ip);
+    } else if (!cidr_contains(net, prefix, d->cfg.bind_address)) {
+        log_error("start_failed",
+                  "reason=\"bind_address %s is outside the IMDS subnet "
+                  "%s/%u (use_az_net)\"",
+                  cidr_format_addr(d->cfg.bind_address, a),
+                  cidr_format_addr(net, b), prefix);
+        d->exit_code = 1;
+        daemon_on_left(d);
+        return;
+    }
+    log_info("azure_subnet", "cluster_net=%s/%u bind_address=%s",
+             cidr_format_addr(net, a), prefix,
+             cidr_format_addr(d->cfg.bind_address, b));
+    if (daemon_start_cluster(d) != 0) {
+        d->exit_code = 1;
+        d->stopping = true;
+        daemon_on_left(d);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static struct daemon d; /* static: daemon_free_cfg runs after main */
@@ -361,7 +514,15 @@ int main(int argc, char **argv)
         printf("beethovend %s\n", BT_VERSION);
         return 0;
     }
-    if (d.cfg.bind_address == 0) {
+    bool azure_on = azure_enabled(&d.cfg, AZ_DMI_ASSET_TAG_PATH, &d.azure_why);
+    if (d.cfg.use_az_net && !azure_on) {
+        fprintf(stderr,
+                "config: use_az_net: true needs Azure mode, which is off (%s; "
+                "set azure = on)\n",
+                d.azure_why);
+        return 2;
+    }
+    if (d.cfg.bind_address == 0 && !d.cfg.use_az_net) {
         if (identity_detect_address(d.cfg.cluster_net, d.cfg.cluster_net_mask,
                                     &d.cfg.bind_address) < 0) {
             fprintf(stderr,
@@ -392,40 +553,11 @@ int main(int argc, char **argv)
         return 1;
     }
     msg_id_format(d.id.node_id, id);
-    log_info("start",
-             "version=%s node_id=%s name=%s addr=%s port=%u cluster_net=%s/%u "
-             "cluster_name=%s incarnation=%" PRIu64,
-             BT_VERSION, id, d.cfg.node_name,
-             cidr_format_addr(d.cfg.bind_address, a), d.cfg.listener_port,
-             cidr_format_addr(d.cfg.cluster_net, (char[16]){0}),
-             d.cfg.cluster_net_mask, d.cfg.cluster_name, d.id.incarnation);
     if (d.cfg.insecure)
         log_warn("insecure", "reason=\"no cluster secret: any host that can "
                              "reach listener_port can join\"");
 
     d.loop = uv_default_loop();
-    struct cluster_hooks hooks = {
-        .on_event = daemon_on_event,
-        .on_left = daemon_on_left,
-        .on_incarnation = daemon_on_incarnation,
-        .ctx = &d,
-        .on_cluster = daemon_on_cluster,
-        .heartbeat_app = daemon_heartbeat_app,
-        .on_member_app = daemon_on_member_app,
-        .on_app = daemon_on_app,
-    };
-    cluster_new(d.loop, &d.cfg, d.id.node_id, d.id.incarnation,
-                d.cfg.bind_address, &hooks, &d.cluster);
-    char exec_path[PATH_MAX];
-    daemon_exec_path(exec_path, sizeof(exec_path));
-    struct rolemgr_hooks rhooks = {&d, daemon_on_rejoin_fresh, daemon_on_event};
-    if (rolemgr_new(d.loop, &d.cfg, d.cluster, d.id.node_id, exec_path, &rhooks,
-                    &d.roles, err, sizeof(err)) < 0) {
-        log_error("start_failed", "reason=\"%s\"", err);
-        return 1;
-    }
-    /* After a full restart the first node up re-founds its own cluster. */
-    cluster_set_found_id(d.cluster, rolemgr_stored_cluster(d.roles));
     /* The control socket first: a second daemon on the same socket is
      * refused before it touches the network. */
     if (control_new(d.loop, d.cfg.control_socket, daemon_control, &d,
@@ -433,11 +565,18 @@ int main(int argc, char **argv)
         log_error("start_failed", "reason=\"control_socket: %s\"", err);
         return 1;
     }
-    if (cluster_start(d.cluster, err, sizeof(err)) < 0) {
-        log_error("start_failed", "reason=\"%s\"", err);
-        control_free(d.control);
-        uv_run(d.loop, UV_RUN_NOWAIT);
-        return 1;
+    hooks_new(d.loop, d.cfg.hooks_dir, d.cfg.hook_timeout_ms, &d.hooks);
+    log_info("azure_mode", "enabled=%s reason=\"%s\"",
+             azure_on ? "true" : "false", d.azure_why);
+    if (azure_on) {
+        struct azure_hooks ah = {&d, daemon_on_instance, daemon_on_event};
+        if (azure_new(d.loop, &d.cfg, d.cfg.bind_address, d.hooks, &ah,
+                      &d.azure, err, sizeof(err)) < 0) {
+            log_error("start_failed", "reason=\"azure: %s\"", err);
+            control_free(d.control);
+            uv_run(d.loop, UV_RUN_NOWAIT);
+            return 1;
+        }
     }
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
@@ -447,11 +586,21 @@ int main(int argc, char **argv)
     uv_signal_start(&d.sigint, daemon_on_signal, SIGINT);
     uv_signal_start(&d.sighup, daemon_on_signal, SIGHUP);
 
+    if (d.cfg.use_az_net) {
+        d.waiting_for_subnet = true;
+        log_info("waiting_for_subnet", "node_id=%s source=imds imds_url=%s", id,
+                 d.cfg.imds_url);
+    } else if (daemon_start_cluster(&d) != 0) {
+        d.stopping = true;
+        d.exit_code = 1;
+        daemon_on_left(&d);
+    }
+
     uv_run(d.loop, UV_RUN_DEFAULT);
     uv_loop_close(d.loop);
     if (d.rejoin)
         daemon_restart_fresh(&d);
     identity_close(&d.id);
     log_info("stopped", "node_id=%s", id);
-    return 0;
+    return d.exit_code;
 }

@@ -196,7 +196,8 @@ int rolemgr_control(struct rolemgr *rm, const char *cmd,
                 return BT_EINVAL;
             }
         }
-        int rc = rm_drain_start(rm, (unsigned)d, msg, msglen);
+        int rc = rm_drain_start(rm, monotime_now() + (monotime_t)d * 1000, 0,
+                                msg, msglen);
         if (rc < 0)
             return rc;
         *result = json_object_new_object();

@@ -138,7 +138,9 @@ static void rm_leader_nodes(struct rolemgr *rm, monotime_t now)
             struct table_cmd cmd = {.op = TABLE_OP_NODE_PUT};
             cmd.u.node_put.id = v.id;
             cmd.u.node_put.name = v.name;
-            cmd.u.node_put.zone = p != NULL ? p->zone : "";
+            cmd.u.node_put.zone = v.id == rm->id ? rm->zone
+                                  : p != NULL    ? p->zone
+                                                 : "";
             cmd.u.node_put.state = v.status == MEMBER_DRAINING
                                        ? TABLE_NODE_DRAINING
                                        : TABLE_NODE_ACTIVE;
@@ -241,7 +243,9 @@ static void rm_leader_voters(struct rolemgr *rm, monotime_t now)
             if (good) {
                 good_voters++;
                 struct rm_peer *p = rm_peer(rm, sv[j].id, false);
-                const char *z = sv[j].id == rm->id ? "" : p ? p->zone : "";
+                const char *z = sv[j].id == rm->id ? rm->zone
+                                : p                ? p->zone
+                                                   : "";
                 if (z[0] != 0 && nz < 8)
                     snprintf(zones[nz++], sizeof(zones[0]), "%s", z);
                 if (sv[j].id != rm->id)

@@ -58,12 +58,18 @@ static void rm_emit(struct rolemgr *rm, const char *kind, const char *what,
     if (rm->hooks.on_event == NULL)
         return;
     struct json_object *ev = json_object_new_object();
+    char ts[32];
+    log_iso_time(walltime_ms(), ts);
+    json_object_object_add(ev, "ts", json_object_new_string(ts));
     json_object_object_add(ev, "kind", json_object_new_string(kind));
     json_object_object_add(ev, "event", json_object_new_string(what));
+    json_object_object_add(ev, "to", json_object_new_string(what));
     if (role != NULL)
         json_object_object_add(ev, "role", json_object_new_string(role));
-    if (detail != NULL)
+    if (detail != NULL) {
         json_object_object_add(ev, "detail", json_object_new_string(detail));
+        json_object_object_add(ev, "reason", json_object_new_string(detail));
+    }
     json_object_object_add(ev, "ts_ms", json_object_new_int64(walltime_ms()));
     rm->hooks.on_event(rm->hooks.ctx, ev);
 }
@@ -796,9 +802,22 @@ static void rm_drain_stopped(void *ctx)
     rm->drain_stopped = true;
 }
 
+/* Does holder (another node) say in its heartbeats that a process of
+ * role lives there? */
+static bool rm_peer_runs(struct rolemgr *rm, uint64_t holder, const char *role)
+{
+    struct rm_peer *p = rm_peer(rm, holder, false);
+    for (size_t i = 0; p != NULL && i < p->n_run; i++)
+        if (strcmp(p->run[i], role) == 0)
+            return true;
+    return false;
+}
+
 /* Are the roles this node held placed elsewhere as far as the cluster
- * can: each at its count, or on every other active node? */
-static bool rm_roles_placed(const struct rolemgr *rm)
+ * can: each at its count, or on every other active node, and, for the
+ * roles that ran here, each holder saying its process has started (an
+ * eviction is approved on this)? */
+static bool rm_roles_placed(struct rolemgr *rm)
 {
     const struct table *t = &rm->table;
     size_t active = 0;
@@ -816,6 +835,12 @@ static bool rm_roles_placed(const struct rolemgr *rm)
         size_t want = r->def.instances < active ? r->def.instances : active;
         if (table_role_holder(r, rm->id) != NULL || r->n_holders < want)
             return false;
+        bool ran_here = false;
+        for (size_t k = 0; k < rm->n_drain_roles; k++)
+            ran_here = ran_here || strcmp(rm->drain_roles[k], r->def.name) == 0;
+        for (size_t h = 0; ran_here && h < r->n_holders; h++)
+            if (!rm_peer_runs(rm, r->holders[h].node, r->def.name))
+                return false;
     }
     return true;
 }
@@ -866,8 +891,10 @@ static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
         rnode_membership(rm->rn, rm->id) != RNODE_VOTER)
         rm_drain_step(rm, "vote_given_up");
     if (!rm->drain_stopped && !rm->drain_stopping) {
-        monotime_t left =
-            rm->drain_deadline > now ? rm->drain_deadline - now : 1;
+        /* The roles' grace is clamped to the time left minus what the
+         * cluster needs to place them; too little left: stop at once. */
+        monotime_t stop_by = rm->drain_deadline - rm->drain_reserve_ms;
+        monotime_t left = stop_by > now ? stop_by - now : 1;
         rm->drain_stopping = true;
         super_stop_all(rm->sup, left > UINT_MAX ? 0 : (unsigned)left,
                        rm_drain_stopped, rm);
@@ -895,8 +922,8 @@ static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
     }
 }
 
-int rm_drain_start(struct rolemgr *rm, unsigned deadline_s, char *msg,
-                   size_t msglen)
+int rm_drain_start(struct rolemgr *rm, monotime_t deadline, unsigned reserve_ms,
+                   char *msg, size_t msglen)
 {
     if (rm->rn == NULL || rnode_state(rm->rn) == RNODE_OFF) {
         snprintf(msg, msglen, "drain: this node is not in a cluster yet");
@@ -908,23 +935,72 @@ int rm_drain_start(struct rolemgr *rm, unsigned deadline_s, char *msg,
     }
     monotime_t now = monotime_now();
     if (rm->drain == DRAIN_DRAINING) {
-        monotime_t d = now + (monotime_t)deadline_s * 1000;
-        if (d < rm->drain_deadline)
-            rm->drain_deadline = d; /* a nearer deadline wins */
+        if (deadline < rm->drain_deadline) {
+            rm->drain_deadline = deadline; /* a nearer deadline wins */
+            if (rm->drain_stopping) {      /* and shortens a stop under way */
+                monotime_t stop_by = deadline - rm->drain_reserve_ms;
+                monotime_t left = stop_by > now ? stop_by - now : 1;
+                super_stop_all(rm->sup, left > UINT_MAX ? 0 : (unsigned)left,
+                               rm_drain_stopped, rm);
+            }
+        }
         return 0;
     }
+    if (rm->drain == DRAIN_DRAINED)
+        return 0; /* nothing left here to hand over */
     rm->drain = DRAIN_DRAINING;
     rm->drain_started = now;
-    rm->drain_deadline = now + (monotime_t)deadline_s * 1000;
+    rm->drain_deadline = deadline;
+    rm->drain_reserve_ms = reserve_ms;
     rm->n_steps = 0;
     rm->drain_error[0] = 0;
     rm->drain_stopped = rm->drain_stopping = false;
+    rm_strv_free(rm->drain_roles, rm->n_drain_roles);
+    rm->n_drain_roles = super_count(rm->sup);
+    rm->drain_roles = xcalloc(rm->n_drain_roles + 1, sizeof(char *));
+    for (size_t i = 0; i < rm->n_drain_roles; i++) {
+        struct super_role_info info;
+        rm->drain_roles[i] = xstrdup(
+            super_role_info_at(rm->sup, i, &info) == 0 ? info.name : "");
+    }
     cluster_set_draining(rm->cluster, true);
-    log_info("drain_start", "deadline_s=%u roles=%zu", deadline_s,
-             super_count(rm->sup));
+    log_info("drain_start", "deadline_ms=%" PRIu64 " roles=%zu",
+             deadline > now ? deadline - now : 0, super_count(rm->sup));
     rm_emit(rm, "drain", "start", NULL, NULL);
     rm_drain_tick(rm, now);
     return 0;
+}
+
+int rolemgr_drain(struct rolemgr *rm, monotime_t deadline, unsigned reserve_ms,
+                  char *msg, size_t msglen)
+{
+    return rm_drain_start(rm, deadline, reserve_ms, msg, msglen);
+}
+
+void rolemgr_undrain(struct rolemgr *rm)
+{
+    rm_undrain(rm);
+}
+
+void rolemgr_drain_info(const struct rolemgr *rm,
+                        struct rolemgr_drain_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->state = rm_drain_names[rm->drain];
+    out->started = rm->drain_started;
+    out->deadline = rm->drain_deadline;
+    for (size_t i = 0; i < rm->n_steps && i < ROLEMGR_DRAIN_STEPS_MAX; i++) {
+        out->steps[i].step = rm->steps[i].step;
+        out->steps[i].at = rm->drain_started + rm->steps[i].elapsed_ms;
+    }
+    out->n_steps = rm->n_steps < ROLEMGR_DRAIN_STEPS_MAX
+                       ? rm->n_steps
+                       : ROLEMGR_DRAIN_STEPS_MAX;
+}
+
+void rolemgr_set_zone(struct rolemgr *rm, const char *zone)
+{
+    snprintf(rm->zone, sizeof(rm->zone), "%s", zone != NULL ? zone : "");
 }
 
 void rm_undrain(struct rolemgr *rm)
@@ -1297,6 +1373,8 @@ struct json_object *rolemgr_heartbeat_app(struct rolemgr *rm)
     }
     json_object_object_add(o, "run", run);
     json_object_object_add(o, "fenced", json_object_new_boolean(rm->fenced));
+    if (rm->zone[0] != 0)
+        json_object_object_add(o, "zone", json_object_new_string(rm->zone));
     return o;
 }
 
@@ -1492,6 +1570,7 @@ static void rm_free_step(void *ctx)
     free(rm->peers);
     free(rm->conflict_seen);
     rm_strv_free(rm->crash, rm->n_crash);
+    rm_strv_free(rm->drain_roles, rm->n_drain_roles);
     free(rm->crash_forget);
     free(rm->runs);
     while (rm->out_head != NULL) {

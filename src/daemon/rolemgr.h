@@ -24,6 +24,7 @@
 
 #include "cluster.h"
 #include "config.h"
+#include "monotime.h"
 
 struct rolemgr;
 
@@ -69,6 +70,38 @@ void rolemgr_status(struct rolemgr *rm, struct json_object *status);
  * frees the previous one it was given this way). Role definitions that
  * changed between the old and the new file are proposed to the cluster. */
 void rolemgr_reload(struct rolemgr *rm, struct config *newcfg);
+
+/* Drains this node (as `beethovenctl drain` does) by deadline: marked
+ * draining, Raft leadership and vote handed over, roles stopped with
+ * their grace clamped to stop by deadline - reserve_ms (at once when that
+ * has passed), holdings released for the leader to place elsewhere. A
+ * drain under way keeps going and only takes a nearer deadline; a drained
+ * node stays drained. Returns 0, or BT_ESTATE with a reason in msg (not in
+ * a cluster yet, stopping). */
+int rolemgr_drain(struct rolemgr *rm, monotime_t deadline, unsigned reserve_ms,
+                  char *msg, size_t msglen);
+/* Back in service (no-op when not drained or draining). */
+void rolemgr_undrain(struct rolemgr *rm);
+
+#define ROLEMGR_DRAIN_STEPS_MAX 8
+/* Where a drain stands. Step names are static strings: "marked_draining",
+ * "leadership_transferred", "vote_given_up", "roles_stopped",
+ * "roles_placed"; at is the monotonic time each was reached. */
+struct rolemgr_drain_info {
+    const char *state; /* "none", "draining", "drained", "failed" */
+    monotime_t started, deadline;
+    size_t n_steps;
+    struct {
+        const char *step;
+        monotime_t at;
+    } steps[ROLEMGR_DRAIN_STEPS_MAX];
+};
+void rolemgr_drain_info(const struct rolemgr *rm,
+                        struct rolemgr_drain_info *out);
+
+/* This node's availability zone ("" none), sent to peers in heartbeats
+ * and recorded in the table for voter placement. */
+void rolemgr_set_zone(struct rolemgr *rm, const char *zone);
 
 /* Graceful stop: roles stopped, holdings given back, leadership handed
  * over; then done(ctx). At most about stop_timeout + 3 s. */

@@ -146,13 +146,19 @@ struct rolemgr {
     struct link_noted raft_noted[LINK_NOTED_MAX]; /* Raft transport
                                                      complaints, per source */
 
+    char zone[TABLE_ZONE_MAX + 1]; /* this node's zone, "" if none */
+
     /* drain */
     enum rm_drain_state drain;
     monotime_t drain_started, drain_deadline;
+    unsigned drain_reserve_ms; /* roles must be stopped this long before
+                                  the deadline (placement elsewhere) */
     struct rm_step steps[8];
     size_t n_steps;
     char drain_error[128];
     bool drain_stopping, drain_stopped;
+    char **drain_roles; /* the roles that ran here when the drain began */
+    size_t n_drain_roles;
 
     /* shutdown */
     bool stopping;
@@ -173,8 +179,8 @@ bool rm_leader_ready(const struct rolemgr *rm);
 /* What member id told us in its heartbeats; created when asked. */
 struct rm_peer *rm_peer(struct rolemgr *rm, uint64_t id, bool create);
 int rm_write_id_file(const char *dir, const char *name, uint64_t id);
-int rm_drain_start(struct rolemgr *rm, unsigned deadline_s, char *msg,
-                   size_t msglen);
+int rm_drain_start(struct rolemgr *rm, monotime_t deadline, unsigned reserve_ms,
+                   char *msg, size_t msglen);
 void rm_undrain(struct rolemgr *rm);
 
 /* The leader's part of the tick (roleleader.c). */

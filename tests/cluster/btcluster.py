@@ -520,6 +520,10 @@ class Cluster:
             "BEETHOVEN_NODE_NAME": "node%s" % address.rsplit(".", 1)[1],
             "BEETHOVEN_SECRET": secret or self.secret,
             "BEETHOVEN_LOG_LEVEL": os.environ.get("BT_LOG_LEVEL", "info"),
+            # Never the real IMDS, even on an Azure VM; Azure tests turn
+            # it on with imds_url pointing at beethoven-imds-mock.
+            "BEETHOVEN_AZURE": "off",
+            "BEETHOVEN_HOOKS_DIR": os.path.join(self.tmpdir, "hooks.d"),
         }
         e.update(self.env)
         e.update(_env_keys(env or {}))
