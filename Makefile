@@ -28,8 +28,12 @@ asan: deps
 	cmake --build $(ASAN_DIR) -j$(JOBS)
 	ctest --test-dir $(ASAN_DIR) --output-on-failure -j2
 
+# The local eviction drill: a mock IMDS, three nodes on 127.0.0.1-3, one
+# Spot eviction and its timeline (azure/drill/README.md). Options through
+# DRILL_FLAGS, e.g. make demo DRILL_FLAGS='--notice 8 --nodes 4'.
+DRILL_FLAGS ?=
 demo: build
-	BT_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) python3 tests/demo.py
+	bash azure/drill/local-drill.sh --build-dir $(BUILD_DIR) $(DRILL_FLAGS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)
