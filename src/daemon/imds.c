@@ -2,16 +2,18 @@
 /* libcurl's multi interface on the libuv loop, for IMDS requests (see
  * imds.h). curl tells us which sockets to watch (imds_on_socket) and when
  * to call it back (imds_on_timeout); uv_poll and uv_timer handles turn
- * those into curl_multi_socket_action() calls; finished transfers are
+ * those into cu.multi_socket_action() calls; finished transfers are
  * collected by imds_collect() and reported once each. */
 #include "imds.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include "beethoven/error.h"
 #include "cidr.h"
@@ -51,6 +53,82 @@ struct imds {
     void *done_ctx;
 };
 
+/* libcurl is loaded with the first client, not linked: a daemon with
+ * Azure mode off never maps it. libcurl and the libraries it pulls in
+ * (TLS, Kerberos, LDAP, ...) cost about 4 MiB of resident memory
+ * (docs/benchmarks.md, section 7) that IMDS, plain HTTP to a link-local
+ * address, never uses. */
+static struct {
+    void *lib;
+    CURLcode (*global_init)(long flags);
+    CURLM *(*multi_init)(void);
+    CURLMcode (*multi_setopt)(CURLM *m, CURLMoption opt, ...);
+    CURLMcode (*multi_socket_action)(CURLM *m, curl_socket_t s, int ev,
+                                     int *running);
+    CURLMsg *(*multi_info_read)(CURLM *m, int *left);
+    CURLMcode (*multi_add_handle)(CURLM *m, CURL *e);
+    CURLMcode (*multi_remove_handle)(CURLM *m, CURL *e);
+    CURLMcode (*multi_assign)(CURLM *m, curl_socket_t s, void *p);
+    CURLMcode (*multi_cleanup)(CURLM *m);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *e, CURLoption opt, ...);
+    CURLcode (*easy_getinfo)(CURL *e, CURLINFO info, ...);
+    void (*easy_cleanup)(CURL *e);
+    const char *(*easy_strerror)(CURLcode code);
+    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+    void (*slist_free_all)(struct curl_slist *l);
+} cu;
+
+/* Loads libcurl (the OpenSSL or the GnuTLS build: same ABI) and
+ * initialises it once per process, without TLS. */
+static int imds_load(char *err, size_t errlen)
+{
+    static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4"};
+    static const struct {
+        const char *sym;
+        size_t off;
+    } syms[] = {
+#define IMDS_SYM(field) {"curl_" #field, offsetof(__typeof__(cu), field)}
+        IMDS_SYM(global_init),         IMDS_SYM(multi_init),
+        IMDS_SYM(multi_setopt),        IMDS_SYM(multi_socket_action),
+        IMDS_SYM(multi_info_read),     IMDS_SYM(multi_add_handle),
+        IMDS_SYM(multi_remove_handle), IMDS_SYM(multi_assign),
+        IMDS_SYM(multi_cleanup),       IMDS_SYM(easy_init),
+        IMDS_SYM(easy_setopt),         IMDS_SYM(easy_getinfo),
+        IMDS_SYM(easy_cleanup),        IMDS_SYM(easy_strerror),
+        IMDS_SYM(slist_append),        IMDS_SYM(slist_free_all),
+#undef IMDS_SYM
+    };
+    if (cu.lib != NULL)
+        return 0;
+    void *lib = NULL;
+    for (size_t i = 0; lib == NULL && i < sizeof(names) / sizeof(names[0]); i++)
+        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        snprintf(err, errlen,
+                 "libcurl cannot be loaded (%s; install the libcurl4 "
+                 "package)",
+                 dlerror());
+        return BT_EIO;
+    }
+    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+        void *f = dlsym(lib, syms[i].sym);
+        if (f == NULL) {
+            snprintf(err, errlen, "libcurl has no %s", syms[i].sym);
+            dlclose(lib);
+            return BT_EIO;
+        }
+        memcpy((char *)&cu + syms[i].off, &f, sizeof(f));
+    }
+    cu.lib = lib;
+    /* Plain HTTP only: no TLS back end set-up needed. */
+    if (cu.global_init(CURL_GLOBAL_NOTHING) != CURLE_OK) {
+        snprintf(err, errlen, "libcurl cannot be initialised");
+        return BT_EIO;
+    }
+    return 0;
+}
+
 static void imds_collect(struct imds *m);
 static void imds_destroy(struct imds *m);
 
@@ -74,7 +152,7 @@ static void imds_on_poll(uv_poll_t *h, int status, int events)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
-    curl_multi_socket_action(m->multi, s->fd, flags, &running);
+    cu.multi_socket_action(m->multi, s->fd, flags, &running);
     imds_collect(m);
 }
 
@@ -91,7 +169,7 @@ static int imds_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
             uv_poll_stop(&s->poll);
             m->closing++;
             uv_close((uv_handle_t *)&s->poll, imds_on_sock_closed);
-            curl_multi_assign(m->multi, fd, NULL);
+            cu.multi_assign(m->multi, fd, NULL);
         }
         return 0;
     }
@@ -105,7 +183,7 @@ static int imds_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
             return -1;
         }
         s->poll.data = m;
-        curl_multi_assign(m->multi, fd, s);
+        cu.multi_assign(m->multi, fd, s);
     }
     int events = 0;
     if (what & CURL_POLL_IN)
@@ -120,7 +198,7 @@ static void imds_on_timer(uv_timer_t *t)
 {
     struct imds *m = t->data;
     int running;
-    curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    cu.multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     imds_collect(m);
 }
 
@@ -162,8 +240,8 @@ static size_t imds_on_data(char *data, size_t size, size_t nmemb, void *userp)
 
 static void imds_req_free(struct imds_req *r)
 {
-    curl_slist_free_all(r->headers);
-    curl_easy_cleanup(r->easy);
+    cu.slist_free_all(r->headers);
+    cu.easy_cleanup(r->easy);
     free(r->buf);
     free(r);
 }
@@ -184,21 +262,21 @@ static void imds_collect(struct imds *m)
     int left;
     m->collecting = true;
     while (!m->free_requested &&
-           (msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+           (msg = cu.multi_info_read(m->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct imds_req *r = NULL;
         CURL *easy = msg->easy_handle;
         CURLcode code = msg->data.result;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
-        curl_multi_remove_handle(m->multi, easy);
+        cu.easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+        cu.multi_remove_handle(m->multi, easy);
         imds_unlink(m, r);
         struct imds_result res = {0};
         if (code == CURLE_OK)
-            curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
+            cu.easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
         else /* the generic text: the detailed one varies with timings,
                 and callers log once per distinct condition */
-            res.error = curl_easy_strerror(code);
+            res.error = cu.easy_strerror(code);
         if (code == CURLE_OK && r->truncated)
             res.error = "response body larger than 1 MiB";
         res.body = r->buf != NULL ? r->buf : "";
@@ -215,18 +293,12 @@ static void imds_collect(struct imds *m)
 int imds_new(uv_loop_t *loop, const char *base_url, uint32_t src_addr,
              struct imds **out, char *err, size_t errlen)
 {
-    static bool curl_ready;
-    if (!curl_ready) {
-        /* Plain HTTP only: no TLS back end set-up needed. */
-        if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK) {
-            snprintf(err, errlen, "libcurl cannot be initialised");
-            return BT_EIO;
-        }
-        curl_ready = true;
-    }
+    int rc = imds_load(err, errlen);
+    if (rc < 0)
+        return rc;
     struct imds *m = xcalloc(1, sizeof(*m));
     m->loop = loop;
-    m->multi = curl_multi_init();
+    m->multi = cu.multi_init();
     if (m->multi == NULL) {
         free(m);
         snprintf(err, errlen, "libcurl multi handle cannot be created");
@@ -236,10 +308,10 @@ int imds_new(uv_loop_t *loop, const char *base_url, uint32_t src_addr,
     m->src = src_addr;
     uv_timer_init(loop, &m->timer);
     m->timer.data = m;
-    curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, imds_on_socket);
-    curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
-    curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, imds_on_timeout);
-    curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+    cu.multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, imds_on_socket);
+    cu.multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+    cu.multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, imds_on_timeout);
+    cu.multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
     *out = m;
     return 0;
 }
@@ -259,43 +331,43 @@ int imds_request(struct imds *m, const char *path, const char *body,
     r->m = m;
     r->cb = cb;
     r->ctx = ctx;
-    r->easy = curl_easy_init();
+    r->easy = cu.easy_init();
     if (r->easy == NULL) {
         free(r);
         return BT_ENOMEM;
     }
     snprintf(url, sizeof(url), "%s%s", m->base, path);
-    r->headers = curl_slist_append(NULL, "Metadata: true");
+    r->headers = cu.slist_append(NULL, "Metadata: true");
     if (body != NULL) {
         r->headers =
-            curl_slist_append(r->headers, "Content-Type: application/json");
-        r->headers = curl_slist_append(r->headers, "Expect:");
+            cu.slist_append(r->headers, "Content-Type: application/json");
+        r->headers = cu.slist_append(r->headers, "Expect:");
     }
     CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    cu.easy_setopt(e, CURLOPT_URL, url);
+    cu.easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     /* IMDS must never be reached through a proxy, whatever http_proxy,
      * HTTP_PROXY or no_proxy say (IMDS documentation, "Proxies"). */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(timeout_ms < 5000 ? timeout_ms : 5000));
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "beethovend/" BT_VERSION);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, imds_on_data);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    cu.easy_setopt(e, CURLOPT_PROXY, "");
+    cu.easy_setopt(e, CURLOPT_NOPROXY, "*");
+    cu.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+    cu.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    cu.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    cu.easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    cu.easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   (long)(timeout_ms < 5000 ? timeout_ms : 5000));
+    cu.easy_setopt(e, CURLOPT_USERAGENT, "beethovend/" BT_VERSION);
+    cu.easy_setopt(e, CURLOPT_WRITEFUNCTION, imds_on_data);
+    cu.easy_setopt(e, CURLOPT_WRITEDATA, r);
+    cu.easy_setopt(e, CURLOPT_PRIVATE, r);
     if (m->src != 0) {
         snprintf(iface, sizeof(iface), "host!%s", cidr_format_addr(m->src, a));
-        curl_easy_setopt(e, CURLOPT_INTERFACE, iface);
+        cu.easy_setopt(e, CURLOPT_INTERFACE, iface);
     }
     if (body != NULL)
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+        cu.easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
     r->started = monotime_now();
-    if (curl_multi_add_handle(m->multi, e) != CURLM_OK) {
+    if (cu.multi_add_handle(m->multi, e) != CURLM_OK) {
         imds_req_free(r);
         return BT_EIO;
     }
@@ -345,11 +417,11 @@ void imds_free(struct imds *m, void (*done)(void *ctx), void *ctx)
     while (m->reqs != NULL) {
         struct imds_req *r = m->reqs;
         m->reqs = r->next;
-        curl_multi_remove_handle(m->multi, r->easy);
+        cu.multi_remove_handle(m->multi, r->easy);
         imds_req_free(r);
     }
     m->n_reqs = 0;
-    curl_multi_cleanup(m->multi);
+    cu.multi_cleanup(m->multi);
     m->multi = NULL;
     uv_timer_stop(&m->timer);
     m->closing++;
