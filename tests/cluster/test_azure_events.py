@@ -128,7 +128,10 @@ def body(t):
                       exclude=[holder.name])
         t.check(True, "Preempt: %s drained, a runs elsewhere"
                 % holder.name)
-        ev = m.event(pe["id"])
+        # The approval follows the drain (its POST is asynchronous).
+        ev = wait_for(lambda: m.event(pe["id"]), 5.0,
+                      "the mock to record the approval",
+                      until=lambda e: e and e["approved_by"])
         t.check(ev and ev["status"] == "Started" and
                 ev["approved_by"] == [vm_name(holder.address)],
                 "the drained event was approved (it names this VM alone)",
