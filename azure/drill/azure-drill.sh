@@ -13,13 +13,17 @@
 #
 # It EVICTS A REAL VM: it does nothing without --yes. It is not run by the
 # tests; it needs the az CLI, logged in (az login) with rights on the scale
-# set, and ssh access to the instances (or run-command rights). See
-# azure/drill/README.md. Exit status: 0 PASS, 1 FAIL or runtime error,
-# 2 bad usage.
+# set, ssh access to the instances (or run-command rights) and drill-lib.sh
+# next to it. See azure/drill/README.md. Exit status: 0 PASS, 1 FAIL or
+# runtime error, 2 bad usage.
 
 set -euo pipefail
 
 PROG=azure-drill.sh
+DRILL_LIB=$(dirname "${BASH_SOURCE[0]}")/drill-lib.sh
+[[ -r $DRILL_LIB ]] || { echo "$PROG: cannot read $DRILL_LIB (it belongs next to $PROG)" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=drill-lib.sh
+. "$DRILL_LIB"
 
 usage() {
     cat <<EOF
@@ -58,12 +62,6 @@ before the Preempt event's NotBefore. Exit 0 PASS, 1 FAIL or error, 2 usage.
 EOF
 }
 
-die_usage() {
-    echo "$PROG: $*" >&2
-    echo "run '$PROG --help' for the options" >&2
-    exit 2
-}
-
 die() {
     echo "$PROG: $*" >&2
     exit 1
@@ -87,10 +85,6 @@ TIMEOUT=180
 KEEP=0
 YES=0
 declare -A IP=()
-
-need_value() {
-    [[ $# -ge 2 && -n $2 ]] || die_usage "$1 needs a value"
-}
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -139,51 +133,7 @@ PYTHON=$(command -v python3) || die "python3 is needed (it parses JSON)"
 AZ=(az)
 [[ -z $SUB ]] || AZ+=(--subscription "$SUB")
 
-# --- helpers ------------------------------------------------------------------------
-
-say() { printf '==> %s\n' "$*"; }
-note() { printf '    %s\n' "$*"; }
-now_ms() { date +%s%3N; }
-iso_ms() { date -u -d "$1" +%s%3N; }
-
-# pyj EXPR: EXPR evaluated with d = the JSON on stdin; prints str() of it.
-pyj() {
-    "$PYTHON" -c '
-import json, sys
-try:
-    d = json.load(sys.stdin)
-except ValueError:
-    sys.exit(1)
-r = eval(sys.argv[1], {"d": d})
-if r is not None:
-    print(r)
-' "$1"
-}
-
-secs() {
-    local ms=$1 sign=""
-    ((ms < 0)) && sign=- && ms=$((-ms))
-    printf '%s%d.%d s' "$sign" $((ms / 1000)) $(((ms % 1000) / 100))
-}
-
-# vs_nb MS: "N s before NotBefore" or "N s after NotBefore" for time MS.
-vs_nb() {
-    if (($1 <= NB)); then
-        echo "$(secs $((NB - $1))) before NotBefore"
-    else
-        echo "$(secs $(($1 - NB))) after NotBefore"
-    fi
-}
-
-# kv LINE KEY: the value of KEY=value in a key=value log line.
-kv() {
-    local re="(^| )$2=(\"[^\"]*\"|[^ ]*)"
-    if [[ $1 =~ $re ]]; then
-        local v=${BASH_REMATCH[2]}
-        v=${v#\"}
-        echo "${v%\"}"
-    fi
-}
+# --- work directory and remote commands -----------------------------------------
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bt-azure-drill.XXXXXX")
 BG=() # background processes started here (ssh log followers)
@@ -245,7 +195,7 @@ remote() {
 # --- the scale set ------------------------------------------------------------------
 
 echo "Beethoven eviction drill (Azure): scale set $VMSS in $RG, via $VIA"
-note "work dir  $WORK$( ((KEEP)) && echo ' (kept)' || echo ' (removed at exit; --keep keeps it)')"
+note_work_dir
 echo
 
 "${AZ[@]}" account show -o none 2>/dev/null || die "the az CLI is not logged in (run az login)"
@@ -347,35 +297,9 @@ poll_logs() {
     for id in "${pids[@]}"; do wait "$id" || true; done
 }
 
-ROWS=()
-row() { ROWS+=("$1"$'\t'"$2"$'\t'"$3"); }
-
 T0=""
 NB=""
-flush_rows() {
-    local t w what
-    ((${#ROWS[@]})) || return 0
-    while IFS=$'\t' read -r t w what; do
-        if [[ -n $NB ]]; then
-            printf '    %6d ms  %7s  %-14s %s\n' $((t - T0)) "$(secs $((NB - t)))" "$w" "$what"
-        else
-            printf '    %6d ms  %7s  %-14s %s\n' $((t - T0)) "?" "$w" "$what"
-        fi
-    done < <(printf '%s\n' "${ROWS[@]}" | sort -n -s -k1,1)
-    ROWS=()
-}
-
-declare -A OFF=()
-new_lines() {
-    local f=$1 line n=0
-    NEW=()
-    [[ -f $f ]] || return 0
-    while IFS= read -r line; do
-        NEW+=("$line")
-        n=$((n + 1))
-    done < <(tail -n +$((${OFF[$f]:-0} + 1)) "$f")
-    OFF[$f]=$((${OFF[$f]:-0} + n))
-}
+TL_WHERE_W=14 # the timeline's "where": node names
 
 # placed_without ID: instance ID's table gives each role of the evicted
 # node its count (or every survivor when the count is larger) and the
@@ -396,8 +320,7 @@ T0=$(now_ms)
     die "az vmss simulate-eviction failed"
 echo
 say "timeline (t=0: simulate-eviction asked for; 'left': time until NotBefore)"
-printf '    %9s  %7s  %-14s %s\n' "t" "left" "where" "what"
-printf '    %9s  %7s  %-14s %s\n' "---------" "-------" "--------------" "----------------------------------------"
+timeline_head 40
 row "$T0" az "simulate-eviction of instance $IID accepted"
 flush_rows
 
@@ -532,7 +455,6 @@ done
 [[ -n $TABLE_OK_MS ]] || WHY+=("${NODE[$WATCH]}'s table never gave the roles their counts without $DOOMED (${TABLE_NOW:-no answer})")
 [[ -n $FAILED_SEEN_MS ]] || WHY+=("${NODE[$WATCH]} never marked $DOOMED failed")
 
-item() { printf '    %-25s %s\n' "$1" "$2"; }
 if [[ -n $APPROVED_MS ]]; then
     item "approved" "t=$((APPROVED_MS - T0)) ms${NB:+, $(vs_nb "$APPROVED_MS")}"
 else
@@ -544,10 +466,5 @@ for r in "${DOOMED_ROLES[@]}"; do
 done
 [[ -z $GONE_MS ]] || item "instance $IID gone" "t=$((GONE_MS - T0)) ms (power state $POWER)"
 echo
-if ((${#WHY[@]} == 0)); then
-    say "PASS: every role of $DOOMED (${DOOMED_ROLES[*]}) ran on other nodes before NotBefore; counts are whole again"
-    exit 0
-fi
-say "FAIL:"
-for w in "${WHY[@]}"; do note "- $w"; done
+verdict "$DOOMED" "${DOOMED_ROLES[@]}" && exit 0
 exit 1

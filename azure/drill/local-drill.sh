@@ -12,14 +12,18 @@
 # node ran on other nodes before NotBefore and the counts are whole again;
 # FAIL (exit 1) says why. Usage errors exit 2. See azure/drill/README.md.
 #
-# Needs bash, coreutils and python3 (JSON parsing only). Talks only to
-# 127.0.0.0/8. Every process it starts is ended by pid when it exits.
+# Needs bash, coreutils, python3 (JSON parsing only) and drill-lib.sh next
+# to it. Talks only to 127.0.0.0/8. Every process it starts is ended by pid
+# when it exits.
 
 set -euo pipefail
 
 PROG=local-drill.sh
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$SCRIPT_DIR/../.." && pwd -P)
+[[ -r $SCRIPT_DIR/drill-lib.sh ]] || { echo "$PROG: cannot read $SCRIPT_DIR/drill-lib.sh (it belongs next to $PROG)" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=drill-lib.sh
+. "$SCRIPT_DIR/drill-lib.sh"
 
 usage() {
     cat <<EOF
@@ -43,12 +47,6 @@ for a node holding roles, and a timeline of the drain. Exit 0 PASS, 1 FAIL,
 EOF
 }
 
-die_usage() {
-    echo "$PROG: $*" >&2
-    echo "run '$PROG --help' for the options" >&2
-    exit 2
-}
-
 # --- options -----------------------------------------------------------------
 
 BUILD_DIR=$REPO/build
@@ -56,10 +54,6 @@ PORT=""
 NODES=3
 NOTICE=30
 KEEP=0
-
-need_value() {
-    [[ $# -ge 2 && -n $2 ]] || die_usage "$1 needs a value"
-}
 
 is_uint() {
     [[ $1 =~ ^[0-9]{1,6}$ ]]
@@ -124,9 +118,6 @@ PYTHON=$(command -v python3) || die_usage "python3 is needed (it parses beethove
 
 T_START=$(date +%s%3N)
 
-say() { printf '==> %s\n' "$*"; }
-note() { printf '    %s\n' "$*"; }
-
 # show NODE ARGS...: prints the command as an operator would type it and
 # its output, indented.
 show() {
@@ -140,28 +131,7 @@ show() {
     ((rc == 0)) || printf '      (exit status %d)\n' "$rc"
 }
 
-# --- JSON, times and processes -------------------------------------------------
-
-# pyj EXPR: evaluates the Python expression EXPR with d bound to the JSON
-# read from stdin; prints str() of the result (True/False for booleans,
-# nothing for None). Input that is not JSON prints nothing and fails.
-pyj() {
-    "$PYTHON" -c '
-import json, sys
-try:
-    d = json.load(sys.stdin)
-except ValueError:
-    sys.exit(1)
-r = eval(sys.argv[1], {"d": d})
-if r is not None:
-    print(r)
-' "$1"
-}
-
-now_ms() { date +%s%3N; }
-
-# iso_ms TIME: milliseconds since the epoch of an ISO 8601 or RFC 1123 time.
-iso_ms() { date -u -d "$1" +%s%3N; }
+# --- times and processes -------------------------------------------------------
 
 # epoch_ms SECONDS.FRACTION (the role log's time) -> milliseconds.
 epoch_ms() {
@@ -365,7 +335,7 @@ echo "Beethoven eviction drill (local): $NODES nodes, a mock Azure IMDS, one Spo
 note "binaries  $BUILD_DIR/src"
 note "nodes     127.0.0.1..$NODES port $PORT (Raft $((PORT + 1))), cluster_net 127.0.0.0/29"
 note "mock      $MOCK_URL"
-note "work dir  $WORK$( ((KEEP)) && echo ' (kept)' || echo ' (removed at exit; --keep keeps it)')"
+note_work_dir
 echo
 
 say "starting the mock IMDS; its --on-start SIGKILLs an evicted VM's daemon"
@@ -511,57 +481,9 @@ show 1 roles
 
 # --- the timeline ------------------------------------------------------------------
 
-ROWS=()
-row() { ROWS+=("$1"$'\t'"$2"$'\t'"$3"); }
-
-# secs MS: signed milliseconds as seconds with one decimal.
-secs() {
-    local ms=$1 sign=""
-    ((ms < 0)) && sign=- && ms=$((-ms))
-    printf '%s%d.%d s' "$sign" $((ms / 1000)) $(((ms % 1000) / 100))
-}
-
-# vs_nb MS: "N s before NotBefore" or "N s after NotBefore" for time MS.
-vs_nb() {
-    if (($1 <= NB)); then
-        echo "$(secs $((NB - $1))) before NotBefore"
-    else
-        echo "$(secs $(($1 - NB))) after NotBefore"
-    fi
-}
-
-flush_rows() {
-    local r t w what
-    ((${#ROWS[@]})) || return 0
-    while IFS=$'\t' read -r t w what; do
-        printf '    %6d ms  %7s  %-6s %s\n' $((t - T0)) "$(secs $((NB - t)))" "$w" "$what"
-    done < <(printf '%s\n' "${ROWS[@]}" | sort -n -s -k1,1)
-    ROWS=()
-}
-
-# kv LINE KEY: the value of KEY=value in a key=value log line.
-kv() {
-    local re="(^| )$2=(\"[^\"]*\"|[^ ]*)"
-    if [[ $1 =~ $re ]]; then
-        local v=${BASH_REMATCH[2]}
-        v=${v#\"}
-        echo "${v%\"}"
-    fi
-}
-
-declare -A OFF=()
-# new_lines FILE: complete lines of FILE not read before (a partly written
-# last line waits for the next call).
-new_lines() {
-    local f=$1 line n=0
-    NEW=()
-    [[ -f $f ]] || return 0
-    while IFS= read -r line; do
-        NEW+=("$line")
-        n=$((n + 1))
-    done < <(tail -n +$((${OFF[$f]:-0} + 1)) "$f")
-    OFF[$f]=$((${OFF[$f]:-0} + n))
-}
+# row, flush_rows, kv and new_lines are drill-lib.sh's; T0 and NB are set
+# when the event is scheduled.
+TL_WHERE_W=6 # the timeline's "where": node1 .. node6, mock, drill
 
 # --- pick the node to evict ------------------------------------------------------------
 
@@ -617,8 +539,7 @@ echo
 # --- follow ------------------------------------------------------------------------------
 
 say "timeline (t=0: the event is visible in the mock; 'left': time until NotBefore)"
-printf '    %9s  %7s  %-6s %s\n' "t" "left" "where" "what"
-printf '    %9s  %7s  %-6s %s\n' "---------" "-------" "------" "--------------------------------------------------"
+timeline_head 50
 
 row "$T0" mock "event ${EV_ID:0:8} visible: Preempt of $VM, NotBefore $(date -u -d "$EV_NB" +%T) UTC"
 declare -A REPLACED=()   # role -> ms when it ran on enough other nodes
@@ -806,7 +727,6 @@ for ((i = 1; i <= NODES; i++)); do
 done
 
 # The summary lines.
-item() { printf '    %-25s %s\n' "$1" "$2"; }
 if [[ -n $APPROVED_MS ]]; then
     item "approved" "t=$((APPROVED_MS - T0)) ms, $(vs_nb "$APPROVED_MS")"
 else
@@ -835,11 +755,6 @@ if ((${#late[@]})); then
     note "      (${late[*]} after the approval)"
 fi
 echo
-if ((${#WHY[@]} == 0)); then
-    say "PASS: every role of node$DOOMED (${DOOMED_ROLES[*]}) ran on other nodes before NotBefore; counts are whole again"
-    exit 0
-fi
-say "FAIL:"
-for w in "${WHY[@]}"; do note "- $w"; done
+verdict "node$DOOMED" "${DOOMED_ROLES[@]}" && exit 0
 dump_logs
 exit 1
