@@ -274,6 +274,15 @@ BT_API int bt_drain(struct bt_client *c, int deadline_s,
  * NULL) or the errors of bt_call(). */
 BT_API int bt_undrain(struct bt_client *c);
 
+/* Sets the daemon's log level ("log-level" command; level one of "error",
+ * "warn", "info", "debug") until it restarts, or with level NULL only asks
+ * for it. The level in effect afterwards is copied to current (len >= 8;
+ * may be NULL). Returns 0, BT_EINVAL (c NULL, len too small), BT_EPROTO
+ * (no "log_level" string in the result) or the errors of bt_call() (the
+ * daemon's EINVAL for an unknown level). */
+BT_API int bt_log_level(struct bt_client *c, const char *level, char *current,
+                        size_t len);
+
 /* Fills *out with this node's drain from the "status" command. Returns
  * 0 (state "" from a daemon that does not report drains), BT_EINVAL (NULL
  * arguments), BT_EPROTO (result not an object, "drain" not an object or

@@ -43,6 +43,7 @@ static int cmd_drain(struct ctl *ctl, int argc, char **argv);
 static int cmd_undrain(struct ctl *ctl, int argc, char **argv);
 static int cmd_recover(struct ctl *ctl, int argc, char **argv);
 static int cmd_azure(struct ctl *ctl, int argc, char **argv);
+static int cmd_log_level(struct ctl *ctl, int argc, char **argv);
 static int cmd_help(struct ctl *ctl, int argc, char **argv);
 
 /* How long drain waits beyond the drain's own deadline. */
@@ -132,6 +133,13 @@ static const struct command commands[] = {
      "is not draining. Prints state=none; with --json, the daemon's object\n"
      "{\"state\":\"none\"}.\n",
      cmd_undrain},
+    {"log-level", "log-level [error|warn|info|debug]",
+     "show or set the daemon's log level at run time",
+     "Sets the daemon's log level until it restarts (a reload keeps it),\n"
+     "or, without a level, shows it. Prints log_level=<level>; with --json,\n"
+     "the daemon's object {\"log_level\": ..., \"previous\": ...}.\n"
+     "An unknown level is an error (EINVAL, exit 1).\n",
+     cmd_log_level},
     {"recover", "recover --yes", "make this node the only Raft voter (DANGER)",
      "Recovers a cluster that lost the majority of its Raft voters for good\n"
      "(the table is frozen: no leader can be elected). This node becomes the\n"
@@ -709,6 +717,41 @@ static int cmd_undrain(struct ctl *ctl, int argc, char **argv)
         ctl->out->undrain(json);
         ex = CTL_EXIT_OK;
     }
+    bt_free(json);
+    bt_close(c);
+    return ex;
+}
+
+static int cmd_log_level(struct ctl *ctl, int argc, char **argv)
+{
+    const struct command *cmd = ctl_find("log-level");
+    struct bt_client *c;
+    char *json = NULL, *args = NULL, level[16];
+    int rc, ex;
+
+    if (argc > 1)
+        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[1]);
+    if ((ex = ctl_open(ctl, &c)) != 0)
+        return ex;
+    if (ctl->out->raw) {
+        if (argc == 1 && (args = ctl_json_arg("level", argv[0])) == NULL) {
+            bt_close(c);
+            return CTL_EXIT_NEGATIVE;
+        }
+        rc = bt_call(c, "log-level", args, &json);
+    } else {
+        rc = bt_log_level(c, argc == 1 ? argv[0] : NULL, level, sizeof(level));
+    }
+    if (rc < 0) {
+        ex = ctl_fail(c, "log-level", rc);
+    } else {
+        if (ctl->out->raw)
+            printf("%s\n", json);
+        else
+            printf("log_level=%s\n", level);
+        ex = CTL_EXIT_OK;
+    }
+    free(args);
     bt_free(json);
     bt_close(c);
     return ex;

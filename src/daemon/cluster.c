@@ -67,6 +67,7 @@ struct member {
     monotime_t sync_req_at;
     uint64_t ts_in;     /* latest "ts" of its heartbeats, echoed back */
     monotime_t echo_ts; /* latest ts of ours it echoed */
+    int64_t rtt_ms;     /* heartbeat round trip when it echoed, -1 none */
     bool draining;      /* its heartbeats say it drains */
     bool self;
 };
@@ -80,6 +81,8 @@ struct cluster {
     bool ready;
     monotime_t started;
     int64_t started_wall;
+    uint64_t scans, scan_ms_total; /* discovery passes and rescans done */
+    unsigned scan_last_ms;
 
     struct member **members; /* members[0] is ourselves */
     size_t nmembers, capmembers;
@@ -245,6 +248,7 @@ static struct member *cluster_add_member(struct cluster *c,
         return NULL;
     }
     struct member *m = xcalloc(1, sizeof(*m));
+    m->rtt_ms = -1;
     m->info = *mm;
     m->info.status = MEMBER_ALIVE;
     m->last_change_wall = walltime_ms();
@@ -425,6 +429,7 @@ static void cluster_member_renew(struct cluster *c, struct member *m,
      * started over: forget its old timestamps and our echo of them. */
     m->ts_in = 0;
     m->echo_ts = 0;
+    m->rtt_ms = -1;
     snprintf(m->info.name, sizeof(m->info.name), "%s", mm->name);
     m->info.addr = mm->addr;
     m->info.port = mm->port;
@@ -857,8 +862,11 @@ static int cluster_on_heartbeat(struct cluster *c, struct conn *k,
     uint64_t ts, echo;
     if (msg_get_u64(o, "ts", &ts) == 0 && ts > m->ts_in)
         m->ts_in = ts;
-    if (msg_get_u64(o, "echo", &echo) == 0 && echo <= now && echo > m->echo_ts)
+    if (msg_get_u64(o, "echo", &echo) == 0 && echo <= now &&
+        echo > m->echo_ts) {
         m->echo_ts = echo;
+        m->rtt_ms = (int64_t)(now - echo);
+    }
     m->draining = mm.status == MEMBER_DRAINING;
     enum member_status to = m->draining ? MEMBER_DRAINING : MEMBER_ALIVE;
     if (m->info.status != to)
@@ -1189,6 +1197,9 @@ static void cluster_on_scan_done(void *ctx, const struct beacon *beacons,
     c->scan = NULL;
     if (c->state == CLUSTER_LEAVING)
         return;
+    c->scans++;
+    c->scan_ms_total += elapsed_ms;
+    c->scan_last_ms = elapsed_ms;
     log_debug("scan_done", "pass=%u found=%zu elapsed_ms=%u", c->pass, n,
               elapsed_ms);
     if (c->state == CLUSTER_MEMBER) {
@@ -1507,6 +1518,14 @@ struct json_object *cluster_status_json(const struct cluster *c)
     json_object_object_add(
         o, "uptime_s",
         json_object_new_int64((int64_t)((monotime_now() - c->started) / 1000)));
+    struct json_object *st = json_object_new_object();
+    json_object_object_add(st, "scans_total",
+                           json_object_new_int64((int64_t)c->scans));
+    json_object_object_add(st, "scan_last_ms",
+                           json_object_new_int64(c->scan_last_ms));
+    json_object_object_add(st, "scan_ms_total",
+                           json_object_new_int64((int64_t)c->scan_ms_total));
+    json_object_object_add(o, "stats", st);
     return o;
 }
 
@@ -1535,6 +1554,9 @@ struct json_object *cluster_nodes_json(const struct cluster *c,
         log_iso_time(m->self ? c->started_wall : m->last_change_wall, ts);
         json_object_object_add(o, "last_change", json_object_new_string(ts));
         json_object_object_add(o, "self", json_object_new_boolean(m->self));
+        if (!m->self && m->rtt_ms >= 0 && cluster_live(m))
+            json_object_object_add(o, "rtt_ms",
+                                   json_object_new_int64(m->rtt_ms));
         json_object_array_add(arr, o);
     }
     return arr;

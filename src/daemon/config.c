@@ -19,6 +19,7 @@
 #include "beethoven/error.h"
 #include "cidr.h"
 #include "lease.h"
+#include "metrics.h"
 
 #define CONFIG_ENV_PREFIX "BEETHOVEN_"
 #define CONFIG_FILE_MAX (1024 * 1024)      /* a config file is a few KiB */
@@ -27,18 +28,19 @@
 #define CONFIG_MSG_MAX (CONFIG_PATH_MAX + 512)
 
 enum config_type {
-    CT_BOOL,   /* true/false, yes/no, on/off, 1/0 */
-    CT_UINT,   /* decimal integer in [min, max], or 0 when zero_ok */
-    CT_NET,    /* dotted quad */
-    CT_ADDR,   /* dotted quad or "auto" */
-    CT_RANGE,  /* "A..B" or [A, B] */
-    CT_NAME,   /* 1..63 of [A-Za-z0-9._-] */
-    CT_PATH,   /* absolute path */
-    CT_SECRET, /* 16..1024 bytes, never printed */
-    CT_LEVEL,  /* log level name */
-    CT_ROLES,  /* JSON array of role objects */
-    CT_CHOICE, /* one of a few words (config_choices) */
-    CT_URL,    /* http://host[:port] */
+    CT_BOOL,     /* true/false, yes/no, on/off, 1/0 */
+    CT_UINT,     /* decimal integer in [min, max], or 0 when zero_ok */
+    CT_NET,      /* dotted quad */
+    CT_ADDR,     /* dotted quad or "auto" */
+    CT_RANGE,    /* "A..B" or [A, B] */
+    CT_NAME,     /* 1..63 of [A-Za-z0-9._-] */
+    CT_PATH,     /* absolute path */
+    CT_SECRET,   /* 16..1024 bytes, never printed */
+    CT_LEVEL,    /* log level name */
+    CT_ROLES,    /* JSON array of role objects */
+    CT_CHOICE,   /* one of a few words (config_choices) */
+    CT_URL,      /* http://host[:port] */
+    CT_HOSTPORT, /* IPv4:port */
 };
 
 enum {
@@ -188,6 +190,9 @@ static const struct config_keydef config_keydefs[] = {
         "Directory of hook executables run on events (missing: none)."),
     KEY(HOOK_TIMEOUT_MS, CT_UINT, 0, 100, 3600000, "10000", "100..3600000",
         "A hook still running after this long is killed."),
+    KEY(METRICS_ADDRESS, CT_HOSTPORT, CK_OPTIONAL, 0, 0, "none",
+        "\"\" (off) or IPV4:PORT, e.g. 127.0.0.1:9464",
+        "Where to serve Prometheus metrics at /metrics (off by default)."),
 };
 
 /* The words of each CT_CHOICE key, indexed by the stored enum value. */
@@ -1042,6 +1047,8 @@ static int config_apply(struct config *c, enum config_key k,
             c->secret[0] = '\0';
         } else if (k == CONFIG_KEY_SECRET_FILE)
             c->secret_file[0] = '\0';
+        else if (k == CONFIG_KEY_METRICS_ADDRESS)
+            c->metrics_address[0] = '\0';
         else if (k == CONFIG_KEY_ROLES)
             config_free(c);
         return 0;
@@ -1070,6 +1077,17 @@ static int config_apply(struct config *c, enum config_key k,
                 return 0;
             }
         return config_reject(k, v, msg, len);
+    }
+
+    case CT_HOSTPORT: {
+        uint32_t addr;
+        uint16_t port;
+        if (config_value_string(v, &s) != 0 ||
+            strlen(s) >= sizeof(c->metrics_address) ||
+            metrics_parse_address(s, &addr, &port) != 0)
+            return config_reject(k, v, msg, len);
+        snprintf(c->metrics_address, sizeof(c->metrics_address), "%s", s);
+        return 0;
     }
 
     case CT_URL: {
@@ -1927,6 +1945,10 @@ static void config_format(const struct config *c, enum config_key k, char *buf,
         return;
     case CONFIG_KEY_HOOKS_DIR:
         config_escape(buf, size, c->hooks_dir, false);
+        return;
+    case CONFIG_KEY_METRICS_ADDRESS:
+        snprintf(buf, size, "%s",
+                 c->metrics_address[0] ? c->metrics_address : "(none)");
         return;
     case CONFIG_KEY_CLUSTER_NET:
         snprintf(buf, size, "%s", cidr_format_addr(c->cluster_net, a));

@@ -75,7 +75,8 @@ const char *config_source_str(enum config_source src);
     X(AZURE_APPROVE, azure_approve)                                            \
     X(AZURE_HANDOFF_MS, azure_handoff_ms)                                      \
     X(HOOKS_DIR, hooks_dir)                                                    \
-    X(HOOK_TIMEOUT_MS, hook_timeout_ms)
+    X(HOOK_TIMEOUT_MS, hook_timeout_ms)                                        \
+    X(METRICS_ADDRESS, metrics_address)
 
 enum config_key {
 #define CONFIG_KEY_ENUM(id, name) CONFIG_KEY_##id,
@@ -119,8 +120,9 @@ enum config_event_action {
     CONFIG_ACTION_IGNORE,
 };
 /* Index of azure_action[]: the Scheduled Events types, in this order. */
-#define CONFIG_EVENT_TYPES 5 /* Freeze, Reboot, Redeploy, Preempt, Terminate   \
-                              */
+#define CONFIG_EVENT_TYPES                                                     \
+    5 /* Freeze, Reboot, Redeploy, Preempt, Terminate                          \
+       */
 const char *config_event_action_str(enum config_event_action a);
 
 struct config {
@@ -165,6 +167,7 @@ struct config {
     unsigned azure_handoff_ms; /* roles stop this long before NotBefore */
     char hooks_dir[CONFIG_PATH_MAX];
     unsigned hook_timeout_ms;
+    char metrics_address[64]; /* "HOST:PORT" of /metrics, "" = off */
     /* Set at start, not a key: the subnet came from Azure IMDS, whose
      * .1-.3 the scan skips (network and broadcast are never scanned). */
     bool azure_subnet;

@@ -287,7 +287,7 @@ static void stream_log(struct stream *st, const char *s, size_t n)
     do {
         char esc[HOOKS_ESC_MAX];
         off += escape_piece(esc, sizeof(esc), s + off, n - off);
-        log_info("hook_output", "hook=%s event=%s stream=%s line=\"%s\"",
+        log_info("hook_output", "hook=%s for_event=%s stream=%s line=\"%s\"",
                  r->name, r->event, st->label, esc);
     } while (off < n);
 }
@@ -398,16 +398,17 @@ static void run_maybe_finish(struct run *r)
     } else if (r->term_signal != 0) {
         char buf[16];
         log_warn("hook_failed",
-                 "hook=%s event=%s signal=%s elapsed_ms=%" PRIu64, r->name,
+                 "hook=%s for_event=%s signal=%s elapsed_ms=%" PRIu64, r->name,
                  r->event, signal_name(r->term_signal, buf, sizeof(buf)),
                  r->elapsed_ms);
     } else if (r->exit_status != 0) {
         log_warn("hook_failed",
-                 "hook=%s event=%s exit=%" PRId64 " elapsed_ms=%" PRIu64,
+                 "hook=%s for_event=%s exit=%" PRId64 " elapsed_ms=%" PRIu64,
                  r->name, r->event, r->exit_status, r->elapsed_ms);
     } else {
-        log_debug("hook_done", "hook=%s event=%s exit=0 elapsed_ms=%" PRIu64,
-                  r->name, r->event, r->elapsed_ms);
+        log_debug("hook_done",
+                  "hook=%s for_event=%s exit=0 elapsed_ms=%" PRIu64, r->name,
+                  r->event, r->elapsed_ms);
     }
     h->run = NULL;
     hooks_advance(h);
@@ -425,7 +426,7 @@ static void run_on_timer(uv_timer_t *t)
     if (!r->exited) {
         r->timed_out = true;
         run_kill(r);
-        log_warn("hook_timeout", "hook=%s event=%s timeout_ms=%u pid=%d",
+        log_warn("hook_timeout", "hook=%s for_event=%s timeout_ms=%u pid=%d",
                  r->name, r->event, r->h->timeout_ms, r->pid);
         return;
     }
@@ -454,10 +455,10 @@ static void run_on_exit(uv_process_t *p, int64_t exit_status, int term_signal)
     run_maybe_finish(r);
 }
 
-/* The hook's environment: the daemon's, then the event's pairs (which
- * replace inherited ones of the same name), then BEETHOVEN_EVENT. Strings
- * are borrowed, except *own (the BEETHOVEN_EVENT entry): the caller frees
- * it and the array. */
+/* The hook's environment: the daemon's without its BEETHOVEN_* settings
+ * (the secret among them), then the event's pairs, then BEETHOVEN_EVENT.
+ * Strings are borrowed, except *own (the BEETHOVEN_EVENT entry): the caller
+ * frees it and the array. */
 static char **run_env_build(const struct event *ev, char **own)
 {
     size_t n_inherit = 0, n_given = 0;
@@ -469,7 +470,7 @@ static char **run_env_build(const struct event *ev, char **own)
     size_t k = 0;
     for (size_t i = 0; i < n_inherit; i++) {
         const char *kv = environ[i];
-        bool skip = env_is_key(kv, HOOKS_EVENT_VAR);
+        bool skip = strncmp(kv, "BEETHOVEN_", 10) == 0;
         for (size_t j = 0; !skip && j < n_given; j++)
             skip = env_same_key(kv, ev->env[j]);
         if (!skip)
@@ -549,7 +550,7 @@ static int run_start(struct hooks *h, const char *name)
     uv_timer_start(&r->timer, run_on_timer, h->timeout_ms, 0);
     uv_read_start((uv_stream_t *)&r->out.pipe, stream_on_alloc, stream_on_read);
     uv_read_start((uv_stream_t *)&r->err.pipe, stream_on_alloc, stream_on_read);
-    log_debug("hook_start", "hook=%s event=%s pid=%d", r->name, r->event,
+    log_debug("hook_start", "hook=%s for_event=%s pid=%d", r->name, r->event,
               r->pid);
     return 0;
 }
@@ -596,8 +597,8 @@ static void hooks_scan(struct hooks *h)
     if (d == NULL) {
         int err = errno;
         if (err != h->dir_err)
-            log_debug("hooks_dir_unreadable", "dir=%s err=%s event=%s", h->dir,
-                      uv_err_name(-err), h->cur->name);
+            log_debug("hooks_dir_unreadable", "dir=%s err=%s for_event=%s",
+                      h->dir, uv_err_name(-err), h->cur->name);
         h->dir_err = err;
         return;
     }
@@ -651,7 +652,7 @@ static void hooks_advance(struct hooks *h)
         const char *name = h->names[h->next_name++];
         int rc = run_start(h, name);
         if (rc != 0)
-            log_warn("hook_failed", "hook=%s event=%s err=%s", name,
+            log_warn("hook_failed", "hook=%s for_event=%s err=%s", name,
                      h->cur->name, uv_err_name(rc));
     }
 }
@@ -698,8 +699,8 @@ void hooks_run(struct hooks *h, const char *event, const char *const *env)
     for (size_t i = 0; i < n; i++) {
         size_t klen = env_key_len(env[i]);
         if (klen == 0 || env[i][klen] != '=') {
-            log_warn("hook_env_invalid", "event=%s index=%zu reason=%s", event,
-                     i, klen == 0 ? "empty_name" : "no_equals_sign");
+            log_warn("hook_env_invalid", "for_event=%s index=%zu reason=%s",
+                     event, i, klen == 0 ? "empty_name" : "no_equals_sign");
             continue;
         }
         ev->env[k++] = xstrdup(env[i]);
@@ -755,8 +756,9 @@ void hooks_free(struct hooks *h, void (*done)(void *ctx), void *ctx)
             run_close((uv_handle_t *)&r->proc);
             run_close((uv_handle_t *)&r->timer);
         } else {
-            log_info("hook_killed", "hook=%s event=%s pid=%d reason=closing",
-                     r->name, r->event, r->pid);
+            log_info("hook_killed",
+                     "hook=%s for_event=%s pid=%d reason=closing", r->name,
+                     r->event, r->pid);
             run_kill(r);
             /* The exit callback closes the rest; the timer bounds the
              * wait for it. */
@@ -768,4 +770,72 @@ void hooks_free(struct hooks *h, void (*done)(void *ctx), void *ctx)
     event_free(h->cur);
     h->cur = NULL;
     uv_close((uv_handle_t *)&h->kick, hooks_on_kick_closed);
+}
+
+/* KEY for field f of an event of kind k (see hooks.h). */
+static void hooks_env_key(const char *k, const char *f, char *out, size_t len)
+{
+    size_t kl = strlen(k);
+    if (strcmp(f, "ts") == 0)
+        snprintf(out, len, "BEETHOVEN_EVENT_TS");
+    else if (strcmp(f, k) == 0)
+        snprintf(out, len, "BEETHOVEN_%s", k);
+    else if (strncmp(f, k, kl) == 0 && f[kl] == '_')
+        snprintf(out, len, "BEETHOVEN_%s_%s", k, f + kl + 1);
+    else
+        snprintf(out, len, "BEETHOVEN_%s_%s", k, f);
+    for (char *p = out; *p; p++) {
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+        else if (!(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9'))
+            *p = '_';
+    }
+}
+
+size_t hooks_event_env(struct json_object *ev, char **env, size_t max)
+{
+    struct json_object *kind;
+    size_t n = 0;
+    if (max == 0)
+        return 0;
+    env[0] = NULL;
+    if (!json_object_is_type(ev, json_type_object) ||
+        !json_object_object_get_ex(ev, "kind", &kind) ||
+        !json_object_is_type(kind, json_type_string))
+        return 0;
+    const char *k = json_object_get_string(kind);
+    json_object_object_foreach(ev, f, v)
+    {
+        if (n + 1 >= max)
+            break;
+        if (strcmp(f, "kind") == 0 || strcmp(f, "ts_ms") == 0)
+            continue;
+        enum json_type t = json_object_get_type(v);
+        if (t != json_type_string && t != json_type_int &&
+            t != json_type_double && t != json_type_boolean)
+            continue;
+        char key[128];
+        hooks_env_key(k, f, key, sizeof(key));
+        const char *val = json_object_get_string(v);
+        size_t len = strlen(key) + strlen(val) + 2;
+        env[n] = xmalloc(len);
+        snprintf(env[n], len, "%s=%s", key, val);
+        n++;
+    }
+    env[n] = NULL;
+    return n;
+}
+
+void hooks_run_event(struct hooks *h, struct json_object *ev)
+{
+    char *env[32];
+    struct json_object *kind;
+    if (h == NULL || !json_object_object_get_ex(ev, "kind", &kind) ||
+        strcmp(json_object_get_string(kind), "azure") == 0)
+        return;
+    size_t n = hooks_event_env(ev, env, sizeof(env) / sizeof(env[0]));
+    if (n > 0)
+        hooks_run(h, json_object_get_string(kind), (const char *const *)env);
+    for (size_t i = 0; i < n; i++)
+        free(env[i]);
 }

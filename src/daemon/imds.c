@@ -13,10 +13,10 @@
 #include <string.h>
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 
 #include "beethoven/error.h"
 #include "cidr.h"
+#include "dynlib.h"
 #include "log.h"
 #include "monotime.h"
 
@@ -83,11 +83,9 @@ static struct {
  * initialises it once per process, without TLS. */
 static int imds_load(char *err, size_t errlen)
 {
-    static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4"};
-    static const struct {
-        const char *sym;
-        size_t off;
-    } syms[] = {
+    static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4",
+                                        NULL};
+    static const struct dynlib_sym syms[] = {
 #define IMDS_SYM(field) {"curl_" #field, offsetof(__typeof__(cu), field)}
         IMDS_SYM(global_init),         IMDS_SYM(multi_init),
         IMDS_SYM(multi_setopt),        IMDS_SYM(multi_socket_action),
@@ -101,26 +99,10 @@ static int imds_load(char *err, size_t errlen)
     };
     if (cu.lib != NULL)
         return 0;
-    void *lib = NULL;
-    for (size_t i = 0; lib == NULL && i < sizeof(names) / sizeof(names[0]); i++)
-        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) {
-        snprintf(err, errlen,
-                 "libcurl cannot be loaded (%s; install the libcurl4 "
-                 "package)",
-                 dlerror());
+    cu.lib = dynlib_load(names, syms, sizeof(syms) / sizeof(syms[0]), &cu,
+                         "libcurl", "libcurl4", err, errlen);
+    if (cu.lib == NULL)
         return BT_EIO;
-    }
-    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
-        void *f = dlsym(lib, syms[i].sym);
-        if (f == NULL) {
-            snprintf(err, errlen, "libcurl has no %s", syms[i].sym);
-            dlclose(lib);
-            return BT_EIO;
-        }
-        memcpy((char *)&cu + syms[i].off, &f, sizeof(f));
-    }
-    cu.lib = lib;
     /* Plain HTTP only: no TLS back end set-up needed. */
     if (cu.global_init(CURL_GLOBAL_NOTHING) != CURLE_OK) {
         snprintf(err, errlen, "libcurl cannot be initialised");

@@ -30,7 +30,9 @@
 #include "hooks.h"
 #include "identity.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
+#include "notify.h"
 #include "rolemgr.h"
 
 extern char **environ;
@@ -43,6 +45,7 @@ struct daemon {
     struct control *control;
     struct rolemgr *roles;
     struct hooks *hooks;
+    struct metrics *metrics; /* NULL unless metrics_address is set */
     struct azure *azure;     /* NULL when Azure mode is off */
     const char *azure_why;   /* why Azure mode is on or off */
     bool waiting_for_subnet; /* use_az_net: the cluster starts after IMDS */
@@ -108,9 +111,18 @@ static void daemon_restart_fresh(struct daemon *d)
     exit(1);
 }
 
+/* Every event: the hooks run for it, systemd hears when the node is
+ * ready, and control-socket subscribers get it. */
 static void daemon_on_event(void *ctx, struct json_object *ev)
 {
     struct daemon *d = ctx;
+    struct json_object *kind, *to;
+    hooks_run_event(d->hooks, ev);
+    if (json_object_object_get_ex(ev, "kind", &kind) &&
+        json_object_object_get_ex(ev, "to", &to) &&
+        strcmp(json_object_get_string(kind), "node") == 0 &&
+        strcmp(json_object_get_string(to), "ready") == 0)
+        notify_send("READY=1\nSTATUS=ready");
     if (d->control != NULL)
         control_publish(d->control, ev);
     else
@@ -126,6 +138,8 @@ static void daemon_roles_freed(void *ctx)
 static void daemon_on_left(void *ctx)
 {
     struct daemon *d = ctx;
+    metrics_free(d->metrics, NULL, NULL);
+    d->metrics = NULL;
     control_free(d->control);
     d->control = NULL;
     azure_free(d->azure, NULL, NULL);
@@ -293,11 +307,46 @@ static void daemon_on_signal(uv_signal_t *h, int signum)
         return;
     d->stopping = true;
     log_info("stopping", "signal=%s", signum == SIGTERM ? "TERM" : "INT");
+    notify_send("STOPPING=1\nSTATUS=stopping: roles are handed over");
     if (d->cluster == NULL) { /* still waiting for the subnet from IMDS */
         daemon_on_left(d);
         return;
     }
     rolemgr_shutdown(d->roles, daemon_roles_down, d);
+}
+
+/* log-level {"level": "debug"}: sets the log level until the daemon
+ * restarts (a SIGHUP reload keeps it) and answers the level and the one
+ * before; without args, only answers. */
+static int daemon_log_level(struct json_object *args,
+                            struct json_object **result, char *msg,
+                            size_t msglen)
+{
+    struct json_object *v;
+    enum log_level prev = log_get_level(), lvl = prev;
+    if (json_object_object_get_ex(args, "level", &v)) {
+        if (!json_object_is_type(v, json_type_string) ||
+            log_level_parse(json_object_get_string(v), &lvl) != 0) {
+            snprintf(msg, msglen,
+                     "log-level: \"level\" must be one of "
+                     "error, warn, info, debug");
+            return BT_EINVAL;
+        }
+        if (lvl != prev) {
+            /* Logged while the more verbose of the two levels holds. */
+            if (lvl > prev)
+                log_set_level(lvl);
+            log_info("log_level", "level=%s previous=%s", log_level_str(lvl),
+                     log_level_str(prev));
+            log_set_level(lvl);
+        }
+    }
+    *result = json_object_new_object();
+    json_object_object_add(*result, "log_level",
+                           json_object_new_string(log_level_str(lvl)));
+    json_object_object_add(*result, "previous",
+                           json_object_new_string(log_level_str(prev)));
+    return 0;
 }
 
 static int daemon_control(void *ctx, const char *cmd, struct json_object *args,
@@ -316,6 +365,8 @@ static int daemon_control(void *ctx, const char *cmd, struct json_object *args,
                                json_object_new_string(d->azure_why));
         return 0;
     }
+    if (strcmp(cmd, "log-level") == 0)
+        return daemon_log_level(args, result, msg, msglen);
     if (d->cluster == NULL) {
         snprintf(msg, msglen,
                  "%s: the node is waiting for its subnet from Azure IMDS "
@@ -359,6 +410,25 @@ static int daemon_control(void *ctx, const char *cmd, struct json_object *args,
     }
     snprintf(msg, msglen, "unknown command '%s'", cmd);
     return BT_ENOTFOUND;
+}
+
+/* What /metrics shows: the control socket's status, nodes, roles and
+ * azure results, as beethovenctl --json gets them (docs/metrics.md). */
+static struct json_object *daemon_metrics_collect(void *ctx)
+{
+    static const char *const cmds[] = {"status", "nodes", "roles", "azure"};
+    struct daemon *d = ctx;
+    struct json_object *o = json_object_new_object();
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        struct json_object *r = NULL;
+        char msg[256] = "";
+        if (daemon_control(d, cmds[i], NULL, &r, msg, sizeof(msg)) == 0 &&
+            r != NULL)
+            json_object_object_add(o, cmds[i], r);
+        else
+            json_object_put(r);
+    }
+    return o;
 }
 
 static void daemon_raise_nofile(void)
@@ -565,6 +635,14 @@ int main(int argc, char **argv)
         log_error("start_failed", "reason=\"control_socket: %s\"", err);
         return 1;
     }
+    if (d.cfg.metrics_address[0] != 0 &&
+        metrics_new(d.loop, d.cfg.metrics_address, daemon_metrics_collect, &d,
+                    &d.metrics, err, sizeof(err)) < 0) {
+        log_error("start_failed", "reason=\"metrics_address: %s\"", err);
+        control_free(d.control);
+        uv_run(d.loop, UV_RUN_NOWAIT);
+        return 1;
+    }
     hooks_new(d.loop, d.cfg.hooks_dir, d.cfg.hook_timeout_ms, &d.hooks);
     log_info("azure_mode", "enabled=%s reason=\"%s\"",
              azure_on ? "true" : "false", d.azure_why);
@@ -590,6 +668,7 @@ int main(int argc, char **argv)
         d.waiting_for_subnet = true;
         log_info("waiting_for_subnet", "node_id=%s source=imds imds_url=%s", id,
                  d.cfg.imds_url);
+        notify_send("STATUS=waiting for the subnet from Azure IMDS");
     } else if (daemon_start_cluster(&d) != 0) {
         d.stopping = true;
         d.exit_code = 1;

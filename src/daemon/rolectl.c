@@ -222,6 +222,11 @@ int rolemgr_control(struct rolemgr *rm, const char *cmd,
     return BT_ENOTFOUND;
 }
 
+static void rm_stat(struct json_object *o, const char *key, uint64_t v)
+{
+    json_object_object_add(o, key, json_object_new_int64((int64_t)v));
+}
+
 void rolemgr_status(struct rolemgr *rm, struct json_object *st)
 {
     monotime_t now = monotime_now();
@@ -311,4 +316,16 @@ void rolemgr_status(struct rolemgr *rm, struct json_object *st)
     }
     json_object_object_add(d, "steps", steps);
     json_object_object_add(st, "drain", d);
+
+    /* Counters, beside those of the membership layer. */
+    struct json_object *stats;
+    if (!json_object_object_get_ex(st, "stats", &stats)) {
+        stats = json_object_new_object();
+        json_object_object_add(st, "stats", stats);
+    }
+    rm_stat(stats, "failovers_total", rm->failovers);
+    rm_stat(stats, "drains_total", rm->drains);
+    rm_stat(stats, "drains_failed_total", rm->drains_failed);
+    rm_stat(stats, "drain_last_ms", rm->drain_last_ms);
+    rm_stat(stats, "drain_ms_total", rm->drain_ms_total);
 }

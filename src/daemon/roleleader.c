@@ -436,6 +436,10 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
             log_info("role_placement", "action=%s role=%s node=%s reason=%s",
                      recon_action_str(ch[i].action), ch[i].role, hex,
                      recon_reason_str(ch[i].reason));
+            if (ch[i].reason == RECON_R_FAILED_FENCED ||
+                ch[i].reason == RECON_R_UNKNOWN_FENCED ||
+                ch[i].reason == RECON_R_CRASH_LOOP)
+                rm->failovers++;
             struct table_cmd cmd = {.op = ch[i].action == RECON_ASSIGN
                                               ? TABLE_OP_ASSIGN
                                               : TABLE_OP_RELEASE};

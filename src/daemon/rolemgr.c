@@ -907,6 +907,8 @@ static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
         if (rm_drain_has(rm, "marked_draining") && rm_roles_placed(rm)) {
             rm_drain_step(rm, "roles_placed");
             rm->drain = DRAIN_DRAINED;
+            rm->drain_last_ms = now - rm->drain_started;
+            rm->drain_ms_total += rm->drain_last_ms;
             log_info("drain_done", "elapsed_ms=%" PRIu64,
                      now - rm->drain_started);
             return;
@@ -914,6 +916,7 @@ static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
     }
     if (now >= rm->drain_deadline) {
         rm->drain = DRAIN_FAILED;
+        rm->drains_failed++;
         snprintf(rm->drain_error, sizeof(rm->drain_error),
                  "deadline passed before the roles were placed elsewhere");
         log_warn("drain_failed", "elapsed_ms=%" PRIu64 " reason=\"%s\"",
@@ -949,6 +952,7 @@ int rm_drain_start(struct rolemgr *rm, monotime_t deadline, unsigned reserve_ms,
     if (rm->drain == DRAIN_DRAINED)
         return 0; /* nothing left here to hand over */
     rm->drain = DRAIN_DRAINING;
+    rm->drains++;
     rm->drain_started = now;
     rm->drain_deadline = deadline;
     rm->drain_reserve_ms = reserve_ms;

@@ -160,6 +160,11 @@ struct rolemgr {
     char **drain_roles; /* the roles that ran here when the drain began */
     size_t n_drain_roles;
 
+    /* counters for metrics (status "stats") */
+    uint64_t failovers; /* as leader: roles released off failed,
+                           unknown or crash-looping holders */
+    uint64_t drains, drains_failed, drain_ms_total, drain_last_ms;
+
     /* shutdown */
     bool stopping;
     int stop_phase; /* 0 none, 1 roles, 2 release, 3 transfer, 4 done */

@@ -1585,6 +1585,36 @@ BT_API int bt_undrain(struct bt_client *c)
     return rc;
 }
 
+BT_API int bt_log_level(struct bt_client *c, const char *level, char *current,
+                        size_t len)
+{
+    struct json_object *r = NULL, *args = NULL, *v;
+    int rc;
+
+    if (c == NULL || (current != NULL && len < 8))
+        return BT_EINVAL;
+    if (level != NULL) {
+        args = json_object_new_object();
+        if (args == NULL)
+            return BT_ENOMEM;
+        json_object_object_add(args, "level", json_object_new_string(level));
+    }
+    pthread_mutex_lock(&c->mu);
+    client_clear_error(c);
+    rc =
+        client_call(c, "log-level",
+                    args != NULL ? json_object_to_json_string(args) : NULL, &r);
+    if (rc == 0 && (!json_object_object_get_ex(r, "log_level", &v) ||
+                    !json_object_is_type(v, json_type_string)))
+        rc = BT_EPROTO;
+    if (rc == 0 && current != NULL)
+        snprintf(current, len, "%s", json_object_get_string(v));
+    json_object_put(r);
+    json_object_put(args);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
 BT_API int bt_drain_status(struct bt_client *c, struct bt_drain_status *out)
 {
     struct json_object *r = NULL, *d;

@@ -300,6 +300,7 @@ static void test_config_load_file_values(void **state)
     assert_int_equal(c->azure_handoff_ms, 3000);
     assert_string_equal(c->hooks_dir, "/srv/beethoven/hooks");
     assert_int_equal(c->hook_timeout_ms, 2000);
+    assert_string_equal(c->metrics_address, "127.0.0.1:9464");
     for (int k = 0; k < CONFIG_KEY_COUNT; k++)
         if (k != CONFIG_KEY_SECRET_FILE)
             assert_int_equal(c->source[k], CONFIG_SRC_FILE);
@@ -1193,6 +1194,21 @@ static void test_config_set_azure_keys(void **state)
     assert_int_equal(config_set(c, "hook_timeout_ms", "50", CONFIG_SRC_ENV, msg,
                                 sizeof(msg)),
                      BT_EINVAL);
+    static const char *const bad_metrics[] = {
+        "9464",       "localhost:9464", "127.0.0.1:0", "127.0.0.1:70000",
+        "127.0.0.1:", ":9464",          "1.2.3:9464"};
+    for (size_t i = 0; i < sizeof(bad_metrics) / sizeof(bad_metrics[0]); i++)
+        assert_int_equal(config_set(c, "metrics_address", bad_metrics[i],
+                                    CONFIG_SRC_ENV, msg, sizeof(msg)),
+                         BT_EINVAL);
+    assert_int_equal(config_set(c, "metrics_address", "0.0.0.0:9464",
+                                CONFIG_SRC_ENV, msg, sizeof(msg)),
+                     0);
+    assert_string_equal(c->metrics_address, "0.0.0.0:9464");
+    assert_int_equal(
+        config_set(c, "metrics_address", "", CONFIG_SRC_ENV, msg, sizeof(msg)),
+        0);
+    assert_string_equal(c->metrics_address, "");
     config_free(c);
     free(c);
 }

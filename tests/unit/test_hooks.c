@@ -164,6 +164,7 @@ static void test_hooks_run_env_stdin_and_group(void **state)
     setenv("BT_HOOKS_TEST_OVR", "inherited", 1);
     setenv("BT_HOOKS_TEST_KEEP", "kept", 1);
     setenv("BEETHOVEN_EVENT", "stale", 1);
+    setenv("BEETHOVEN_SECRET", "the-cluster-secret", 1);
     fx_new(f, 5000);
     hook_write(f, "10-env", 0755,
                "{\n"
@@ -173,6 +174,7 @@ static void test_hooks_run_env_stdin_and_group(void **state)
                "echo \"ovr=$BT_HOOKS_TEST_OVR\"\n"
                "echo \"keep=$BT_HOOKS_TEST_KEEP\"\n"
                "echo \"dup=$DUP\"\n"
+               "echo \"secret=${BEETHOVEN_SECRET-unset}\"\n"
                "if read -r line; then echo stdin=data; else echo stdin=eof; "
                "fi\n"
                "echo \"ids $$ $(cut -d' ' -f5,6 /proc/$$/stat)\"\n"
@@ -209,6 +211,7 @@ static void test_hooks_run_env_stdin_and_group(void **state)
     unsetenv("BT_HOOKS_TEST_OVR");
     unsetenv("BT_HOOKS_TEST_KEEP");
     unsetenv("BEETHOVEN_EVENT");
+    unsetenv("BEETHOVEN_SECRET");
     assert_int_equal(hooks_pending(f->h), 0);
 
     char *got = slurp(path_in(&f->base, "env"));
@@ -219,6 +222,8 @@ static void test_hooks_run_env_stdin_and_group(void **state)
     assert_non_null(strstr(got, "ovr=given\n"));
     assert_non_null(strstr(got, "keep=kept\n"));
     assert_non_null(strstr(got, "dup=second\n"));
+    /* The daemon's own settings, the secret among them, stay out. */
+    assert_non_null(strstr(got, "secret=unset\n"));
     assert_non_null(strstr(got, "stdin=eof\n"));
     /* Each name once in what the hook was given (no duplicates). */
     assert_non_null(strstr(got, "n_BEETHOVEN_EVENT=1\n"));
@@ -346,8 +351,8 @@ static void test_hooks_run_missing_dir_runs_nothing(void **state)
 
     char *log = capture_end(&f->base);
     assert_int_equal(count_substr(log, "event=hooks_dir_unreadable"), 2);
-    assert_non_null(strstr(log, "err=ENOENT event=e1"));
-    assert_non_null(strstr(log, "err=ENOENT event=e5"));
+    assert_non_null(strstr(log, "err=ENOENT for_event=e1"));
+    assert_non_null(strstr(log, "err=ENOENT for_event=e5"));
     assert_null(strstr(log, "hook_failed"));
     free(log);
 }
@@ -383,8 +388,8 @@ static void test_hooks_timeout_kills_group_and_next_runs(void **state)
     WAIT_FOR(&f->base, hooks_pending(f->h) == 0, 2000);
 
     char *log = capture_end(&f->base);
-    assert_non_null(
-        strstr(log, "event=hook_timeout hook=10-hang event=ev timeout_ms=300"));
+    assert_non_null(strstr(
+        log, "event=hook_timeout hook=10-hang for_event=ev timeout_ms=300"));
     assert_null(strstr(log, "hook_failed hook=20-next"));
     assert_int_equal(count_substr(log, "event=hook_failed hook=10-hang"), 0);
     free(log);
@@ -429,14 +434,15 @@ static void test_hooks_failures_logged_and_next_runs(void **state)
     assert_true(file_exists(&f->base, "ok"));
     char *log = capture_end(&f->base);
     assert_non_null(strstr(
-        log, "level=warn event=hook_failed hook=10-exit3 event=ev exit=3 "));
+        log,
+        "level=warn event=hook_failed hook=10-exit3 for_event=ev exit=3 "));
     assert_non_null(strstr(
         log,
-        "level=warn event=hook_failed hook=20-term event=ev signal=TERM "));
+        "level=warn event=hook_failed hook=20-term for_event=ev signal=TERM "));
     assert_non_null(strstr(log, "level=warn event=hook_failed "
-                                "hook=30-badinterp event=ev err=ENOENT"));
+                                "hook=30-badinterp for_event=ev err=ENOENT"));
     assert_non_null(strstr(log, "level=debug event=hook_done hook=40-ok "
-                                "event=ev exit=0 elapsed_ms="));
+                                "for_event=ev exit=0 elapsed_ms="));
     free(log);
 }
 
@@ -480,9 +486,8 @@ static void test_hooks_output_lines_split_escaped_and_flushed(void **state)
     assert_int_equal(count_substr(log, rest), 1);
     free(full);
     free(rest);
-    assert_non_null(strstr(
-        log,
-        "hook=10-out event=ev stream=stdout line=\"q\\\"b\\\\s\\tt\\x01c\""));
+    assert_non_null(strstr(log, "hook=10-out for_event=ev stream=stdout "
+                                "line=\"q\\\"b\\\\s\\tt\\x01c\""));
     assert_non_null(strstr(log, "stream=stdout line=\"\"\n"));
     /* "x" + 700 two-byte characters = 1401 bytes: cut before byte 1024,
      * which would split a character, so 1023 + 378. */
@@ -577,7 +582,7 @@ static void test_hooks_free_while_running_kills_and_calls_done(void **state)
     assert_false(
         file_exists(&f->base, "after")); /* nothing ran after the free */
     char *log = capture_end(&f->base);
-    assert_non_null(strstr(log, "event=hook_killed hook=10-hang event=e1"));
+    assert_non_null(strstr(log, "event=hook_killed hook=10-hang for_event=e1"));
     free(log);
     /* The teardown checks that every handle got closed. */
 }
@@ -599,6 +604,62 @@ static void test_hooks_free_with_queue_calls_done_once(void **state)
     free(capture_end(&f->base));
 }
 
+/* An event object's environment: names, prefixes, types, limits. */
+static void test_hooks_event_env_names(void **state)
+{
+    (void)state;
+    char *env[16];
+    struct json_object *ev = json_tokener_parse(
+        "{\"ts\":\"2026-12-02T03:00:00.000Z\",\"kind\":\"member\","
+        "\"id\":\"749716679c62f17e\",\"name\":\"n2\",\"to\":\"failed\","
+        "\"incarnation\":3,\"self\":false,\"nested\":{\"x\":1}}");
+    size_t n = hooks_event_env(ev, env, 16);
+    const char *want[] = {"BEETHOVEN_EVENT_TS=2026-12-02T03:00:00.000Z",
+                          "BEETHOVEN_MEMBER_ID=749716679c62f17e",
+                          "BEETHOVEN_MEMBER_NAME=n2",
+                          "BEETHOVEN_MEMBER_TO=failed",
+                          "BEETHOVEN_MEMBER_INCARNATION=3",
+                          "BEETHOVEN_MEMBER_SELF=false"};
+    assert_int_equal(n, 6);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(env[i], want[i]);
+        free(env[i]);
+    }
+    assert_null(env[n]);
+    json_object_put(ev);
+
+    /* a field named like the kind, a kind_ prefix, ts_ms left out */
+    ev = json_tokener_parse("{\"kind\":\"role\",\"role\":\"web\","
+                            "\"event\":\"role_state\",\"ts_ms\":5}");
+    n = hooks_event_env(ev, env, 16);
+    assert_int_equal(n, 2);
+    assert_string_equal(env[0], "BEETHOVEN_ROLE=web");
+    assert_string_equal(env[1], "BEETHOVEN_ROLE_EVENT=role_state");
+    free(env[0]);
+    free(env[1]);
+    json_object_put(ev);
+    ev = json_tokener_parse("{\"kind\":\"cluster\",\"cluster_id\":\"4f\"}");
+    n = hooks_event_env(ev, env, 16);
+    assert_int_equal(n, 1);
+    assert_string_equal(env[0], "BEETHOVEN_CLUSTER_ID=4f");
+    free(env[0]);
+    json_object_put(ev);
+
+    /* no kind, not an object, a tiny array */
+    ev = json_tokener_parse("{\"to\":\"x\"}");
+    assert_int_equal(hooks_event_env(ev, env, 16), 0);
+    assert_null(env[0]);
+    json_object_put(ev);
+    ev = json_tokener_parse("[1]");
+    assert_int_equal(hooks_event_env(ev, env, 16), 0);
+    json_object_put(ev);
+    ev = json_tokener_parse("{\"kind\":\"node\",\"a\":\"1\",\"b\":\"2\"}");
+    assert_int_equal(hooks_event_env(ev, env, 2), 1);
+    assert_null(env[1]);
+    free(env[0]);
+    json_object_put(ev);
+}
+
 int main(void)
 {
     log_init("test_hooks", LOG_LVL_INFO);
@@ -616,6 +677,7 @@ int main(void)
         T(test_hooks_queue_full_drops_oldest),
         T(test_hooks_free_while_running_kills_and_calls_done),
         T(test_hooks_free_with_queue_calls_done_once),
+        cmocka_unit_test(test_hooks_event_env_names),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
