@@ -4,10 +4,11 @@
 
 BUILD_DIR ?= build
 ASAN_DIR  ?= build-asan
+PKG_DIR   ?= build-pkg
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps test asan demo clean format
+.PHONY: all build deps test asan demo package clean format
 
 all: build
 
@@ -35,8 +36,13 @@ DRILL_FLAGS ?=
 demo: build
 	bash azure/drill/local-drill.sh --build-dir $(BUILD_DIR) $(DRILL_FLAGS)
 
+# beethoven and beethoven-dev as .deb and .rpm in $(PKG_DIR)/packages/,
+# built for the prefix /usr (packaging/README.md).
+package: deps
+	JOBS=$(JOBS) sh packaging/build-packages.sh $(PKG_DIR)
+
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(PKG_DIR)
 
 format:
 	find src include tests -name '*.[ch]' -print0 | xargs -0 -r clang-format -i

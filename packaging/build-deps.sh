@@ -4,8 +4,14 @@
 # Idempotent: asks dpkg which packages are missing and installs only those.
 set -eu
 
+# The last line is for the packaging tests (tests/packaging/): lintian
+# checks the .deb, rpm provides rpmbuild for the .rpm, the .deb's postinst
+# needs adduser, python3-yaml parses the cloud-init template and groff
+# lints the man pages. systemd-analyze (the unit) and cloud-init (its
+# schema check) are used when installed; they are not installed for that.
 PACKAGES="build-essential cmake pkg-config libuv1-dev libraft-dev libjson-c-dev libssl-dev
-libcmocka-dev libcurl4-openssl-dev libmicrohttpd-dev python3 iproute2 nftables procps"
+libcmocka-dev libcurl4-openssl-dev libmicrohttpd-dev python3 iproute2 nftables procps
+lintian rpm adduser python3-yaml groff-base"
 
 missing=""
 count=0
