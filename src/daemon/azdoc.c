@@ -809,6 +809,7 @@ int az_events_parse(const char *body, size_t len, struct az_events *out,
     for (size_t i = 0; i < n; i++) {
         if (out->n == AZ_EVENTS_MAX) {
             out->n_skipped += n - i;
+            out->overflow = true;
             break;
         }
         if (azdoc_event(json_object_array_get_idx(list, i), &out->ev[out->n]))

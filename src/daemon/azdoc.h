@@ -21,7 +21,7 @@
 #define AZ_NAME_MAX 128 /* VM names, resource names (NUL included) */
 #define AZ_ID_MAX 72    /* EventId, vmId (NUL included) */
 #define AZ_TEXT_MAX 256 /* Description (truncated to fit) */
-#define AZ_EVENTS_MAX 32
+#define AZ_EVENTS_MAX 100 /* a placement group holds up to 100 VMs */
 #define AZ_RESOURCES_MAX 32
 
 /* The chassis asset tag every Azure VM carries (DMI). */
@@ -73,6 +73,7 @@ struct az_events {
     size_t n;            /* events kept, in document order */
     struct az_event ev[AZ_EVENTS_MAX];
     size_t n_skipped; /* events without a usable EventId, or beyond the max */
+    bool overflow;    /* more than AZ_EVENTS_MAX events: the list is partial */
 };
 
 /* Parses a Scheduled Events document of len bytes (not NUL-terminated

@@ -37,6 +37,7 @@ struct az_health {
     unsigned failures;     /* consecutive */
     monotime_t down_since; /* first failure of the streak */
     char last[192];        /* the last failure, as logged */
+    char key[64];          /* its kind: status, or transport error */
     uint64_t ok, errors;   /* totals */
     monotime_t last_ok;
 };
@@ -44,8 +45,16 @@ struct az_health {
 struct az_approval {
     char id[AZ_ID_MAX];
     unsigned tries;
-    bool in_flight, done;
+    bool done;
     monotime_t next_try;
+};
+
+/* The one approval request in flight: which eviction and slot it is for,
+ * so a late answer for an earlier eviction is not credited to this one. */
+struct az_approve_ctx {
+    struct azure *az;
+    unsigned gen;
+    size_t idx;
 };
 
 struct azure {
@@ -86,6 +95,9 @@ struct azure {
     size_t steps_logged;
     struct az_approval approvals[8];
     size_t n_approvals;
+    unsigned approve_gen; /* bumped by each new eviction */
+    bool approve_busy;    /* a request is in flight (at most one) */
+    struct az_approve_ctx actx;
 };
 
 static void azure_events_send(struct azure *az);
@@ -114,10 +126,14 @@ bool azure_enabled(const struct config *cfg, const char *dmi_path,
 /* --- health: one log line per change of condition ------------------------
  */
 
-static void azure_health_fail(struct az_health *h, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* A failure: logged when a streak starts and when its kind (key: the
+ * status, or the transport error) changes, not for every body text. */
+static void azure_health_fail(struct az_health *h, const char *key,
+                              const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void azure_health_fail(struct az_health *h, const char *fmt, ...)
+static void azure_health_fail(struct az_health *h, const char *key,
+                              const char *fmt, ...)
 {
     char now[sizeof(h->last)];
     va_list ap;
@@ -127,10 +143,11 @@ static void azure_health_fail(struct az_health *h, const char *fmt, ...)
     h->errors++;
     if (h->failures++ == 0)
         h->down_since = monotime_now();
-    if (h->failures == 1 || strcmp(now, h->last) != 0)
+    if (h->failures == 1 || strcmp(key, h->key) != 0)
         log_warn("imds_error", "what=%s %s failures=%u", h->what, now,
                  h->failures);
     snprintf(h->last, sizeof(h->last), "%s", now);
+    snprintf(h->key, sizeof(h->key), "%s", key);
 }
 
 static void azure_health_ok(struct az_health *h)
@@ -141,16 +158,18 @@ static void azure_health_ok(struct az_health *h)
         log_info("imds_recovered", "what=%s failures=%u down_ms=%" PRIu64,
                  h->what, h->failures, h->last_ok - h->down_since);
     h->failures = 0;
-    h->last[0] = 0;
+    h->last[0] = h->key[0] = 0;
 }
 
 /* Describes a failed response for the log: status and a bounded, quoted
  * start of the body, or the transport error. */
 static void azure_health_res(struct az_health *h, const struct imds_result *res)
 {
-    if (res->status == 0) {
-        azure_health_fail(h, "status=0 error=\"%s\"",
-                          res->error != NULL ? res->error : "no response");
+    char key[64];
+    if (res->status == 0 || res->error != NULL) {
+        const char *e = res->error != NULL ? res->error : "no response";
+        snprintf(key, sizeof(key), "%ld %s", res->status, e);
+        azure_health_fail(h, key, "status=%ld error=\"%s\"", res->status, e);
         return;
     }
     char snippet[64];
@@ -161,7 +180,8 @@ static void azure_health_res(struct az_health *h, const struct imds_result *res)
             (ch < 0x20 || ch == '"' || ch == '\\' || ch == 0x7f) ? ' ' : ch;
     }
     snippet[n] = 0;
-    azure_health_fail(h, "status=%ld body=\"%s\"", res->status, snippet);
+    snprintf(key, sizeof(key), "%ld", res->status);
+    azure_health_fail(h, key, "status=%ld body=\"%s\"", res->status, snippet);
 }
 
 /* --- events for `beethovenctl events` and hooks --------------------------
@@ -286,8 +306,15 @@ static void azure_try_drain(struct azure *az)
         az->failed_noted = true;
         return;
     }
-    if (az->drain_started)
-        return; /* a nearer deadline, passed on */
+    if (az->drain_started) {
+        /* A nearer deadline, passed on; it restarts a drain that failed:
+         * follow that one from its first step. */
+        if (strcmp(info.state, "failed") == 0) {
+            az->steps_logged = 0;
+            az->failed_noted = az->drained_noted = false;
+        }
+        return;
+    }
     az->drain_started = true;
     az->drain_ours = was_none;
     az->failed_noted = false;
@@ -297,21 +324,15 @@ static void azure_try_drain(struct azure *az)
     azure_timeline(az, "drain_started", monotime_now());
 }
 
-static void azure_approve_send(struct azure *az, struct az_approval *ap);
-
 static void azure_on_approved(void *ctx, const struct imds_result *res)
 {
-    struct azure *az = ctx;
-    struct az_approval *ap = NULL;
-    for (size_t i = 0; i < az->n_approvals; i++)
-        if (az->approvals[i].in_flight) {
-            ap = &az->approvals[i];
-            break;
-        }
-    if (ap == NULL)
-        return;
-    ap->in_flight = false;
-    if (res->status == 200) {
+    struct az_approve_ctx *c = ctx;
+    struct azure *az = c->az;
+    az->approve_busy = false;
+    if (c->gen != az->approve_gen || c->idx >= az->n_approvals)
+        return; /* for an eviction that has ended */
+    struct az_approval *ap = &az->approvals[c->idx];
+    if (res->status == 200 && res->error == NULL) {
         azure_health_ok(&az->approve_h);
         ap->done = true;
         struct sewatch_note n = az->evict_ev;
@@ -337,30 +358,53 @@ static void azure_on_approved(void *ctx, const struct imds_result *res)
     ap->next_try = monotime_now() + 500;
 }
 
-static void azure_approve_send(struct azure *az, struct az_approval *ap)
+/* Is the event still one to approve: present, Scheduled, naming this VM
+ * alone (its Resources may have changed since the decision)? */
+static bool azure_still_approvable(const struct azure *az, const char *id)
 {
+    for (size_t i = 0; i < az->w.n; i++) {
+        const struct sewatch_note *n = &az->w.ev[i];
+        if (az_name_eq(n->id, id))
+            return n->only_mine && n->status != AZ_ST_STARTED;
+    }
+    return false;
+}
+
+static void azure_approve_send(struct azure *az, size_t idx)
+{
+    struct az_approval *ap = &az->approvals[idx];
     char body[AZ_ID_MAX + 64];
+    if (!azure_still_approvable(az, ap->id)) {
+        log_info("eviction_approve_skipped",
+                 "event_id=%s reason=\"started, gone or no longer naming "
+                 "this VM alone\"",
+                 ap->id);
+        ap->done = true;
+        return;
+    }
     snprintf(body, sizeof(body), "{\"StartRequests\":[{\"EventId\":\"%s\"}]}",
              ap->id);
     ap->tries++;
+    az->actx = (struct az_approve_ctx){az, az->approve_gen, idx};
     if (imds_request(az->imds, AZ_EVENTS_PATH, body, AZ_APPROVE_TIMEOUT_MS,
-                     azure_on_approved, az) == 0)
-        ap->in_flight = true;
+                     azure_on_approved, &az->actx) == 0)
+        az->approve_busy = true;
+    else if (ap->tries >= AZ_APPROVE_TRIES)
+        ap->done = true;
     else
         ap->next_try = monotime_now() + 500;
 }
 
-/* Approvals go one at a time (the callback finds the one in flight). */
+/* Approvals go one at a time. */
 static void azure_approvals_pump(struct azure *az)
 {
     monotime_t now = monotime_now();
-    for (size_t i = 0; i < az->n_approvals; i++)
-        if (az->approvals[i].in_flight)
-            return;
+    if (az->approve_busy)
+        return;
     for (size_t i = 0; i < az->n_approvals; i++) {
         struct az_approval *ap = &az->approvals[i];
         if (!ap->done && now >= ap->next_try) {
-            azure_approve_send(az, ap);
+            azure_approve_send(az, i);
             return;
         }
     }
@@ -444,6 +488,7 @@ static void azure_evict(struct azure *az, const struct sewatch_action *a)
         az->drained_noted = az->failed_noted = false;
         az->steps_logged = 0;
         az->n_approvals = 0;
+        az->approve_gen++;
         az->evict_ev = a->ev;
         monotime_t now = monotime_now();
         int64_t ago = now_wall - a->ev.seen_ms;
@@ -455,6 +500,7 @@ static void azure_evict(struct azure *az, const struct sewatch_action *a)
                  a->ev.id, a->deadline_ms - walltime_ms());
         if (az->drain_started)
             azure_try_drain(az); /* else the step timer retries with it */
+        azure_step(az);
         return;
     }
     azure_step(az);
@@ -464,8 +510,12 @@ static void azure_undrain(struct azure *az)
 {
     if (!az->evicting)
         return;
-    if (az->rm != NULL && az->drain_started && az->drain_ours)
-        rolemgr_undrain(az->rm);
+    if (az->rm != NULL && az->drain_started && az->drain_ours) {
+        struct rolemgr_drain_info info;
+        rolemgr_drain_info(az->rm, &info);
+        if (!info.by_operator) /* an operator's drain stays */
+            rolemgr_undrain(az->rm);
+    }
     azure_timeline(az, "cancelled_back_in_service", monotime_now());
     az->evicting = false;
     uv_timer_stop(&az->step_timer);
@@ -546,7 +596,7 @@ static void azure_on_events(void *ctx, const struct imds_result *res)
     unsigned poll = az->cfg->azure_poll_ms;
     az->events_in_flight = false;
 
-    if (res->status != 200) {
+    if (res->status != 200 || res->error != NULL) {
         azure_health_res(h, res);
         unsigned delay = poll;
         /* 410 Gone: "retry after some time for a max of 70 seconds";
@@ -645,7 +695,8 @@ static void azure_on_instance(void *ctx, const struct imds_result *res)
         return;
     }
     if (res->status == 200)
-        azure_health_fail(&az->inst_h, "status=200 reason=\"%s\"", why);
+        azure_health_fail(&az->inst_h, "200 bad", "status=200 reason=\"%s\"",
+                          why);
     else
         azure_health_res(&az->inst_h, res);
     uv_timer_start(&az->inst_timer, azure_on_inst_timer, az->inst_backoff_ms,
@@ -830,7 +881,7 @@ struct json_object *azure_status_json(struct azure *az)
         }
         size_t approved = 0;
         for (size_t i = 0; i < az->n_approvals; i++)
-            approved += az->approvals[i].done && !az->approvals[i].in_flight;
+            approved += az->approvals[i].done;
         json_object_object_add(ev, "approvals_done",
                                json_object_new_int64((int64_t)approved));
     }

@@ -42,11 +42,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
 #include "beethoven/error.h"
 #include "log.h"
 #include "monotime.h"
+#include "super.h"
 
 extern char **environ;
 
@@ -470,7 +472,7 @@ static char **run_env_build(const struct event *ev, char **own)
     size_t k = 0;
     for (size_t i = 0; i < n_inherit; i++) {
         const char *kv = environ[i];
-        bool skip = strncmp(kv, "BEETHOVEN_", 10) == 0;
+        bool skip = super_env_private(kv);
         for (size_t j = 0; !skip && j < n_given; j++)
             skip = env_same_key(kv, ev->env[j]);
         if (!skip)
@@ -530,6 +532,12 @@ static int run_start(struct hooks *h, const char *name)
     opt.stdio_count = 3;
     opt.stdio = stdio;
     opt.flags = UV_PROCESS_DETACHED; /* setsid: a group of its own */
+    /* Nothing of the daemon's (sockets of libcurl, IMDS connections, the
+     * listeners) may leak into a hook: uv_spawn passes on every
+     * descriptor without close-on-exec. Setting it on all of them is
+     * safe: the daemon never hands descriptors to what it executes
+     * (uv_spawn dup2s the hook's own stdio). */
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     int rc = uv_spawn(h->loop, &r->proc, &opt);
     free(own);
     free(env);

@@ -201,11 +201,9 @@ static size_t imds_on_data(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct imds_req *r = userp;
     size_t n = size * nmemb;
-    if (r->truncated)
-        return n;
     if (r->len + n > IMDS_BODY_MAX) {
         r->truncated = true;
-        n = IMDS_BODY_MAX - r->len;
+        return 0; /* ends the transfer: no document is that large */
     }
     if (r->len + n + 1 > r->cap) {
         size_t cap = r->cap ? r->cap : 4096;
@@ -254,13 +252,15 @@ static void imds_collect(struct imds *m)
         cu.multi_remove_handle(m->multi, easy);
         imds_unlink(m, r);
         struct imds_result res = {0};
-        if (code == CURLE_OK)
-            cu.easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
-        else /* the generic text: the detailed one varies with timings,
-                and callers log once per distinct condition */
-            res.error = cu.easy_strerror(code);
-        if (code == CURLE_OK && r->truncated)
+        cu.easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
+        if (r->truncated)
             res.error = "response body larger than 1 MiB";
+        else if (code != CURLE_OK) /* the generic text: the detailed one
+                                      varies with timings, and callers log
+                                      once per distinct condition */
+            res.error = cu.easy_strerror(code);
+        if (code != CURLE_OK && !r->truncated)
+            res.status = 0;
         res.body = r->buf != NULL ? r->buf : "";
         res.len = r->len;
         res.elapsed_ms = monotime_now() - r->started;

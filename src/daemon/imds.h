@@ -9,11 +9,12 @@
  * The source address can be pinned (IMDS answers requests from the
  * primary address; the mock tells VMs apart by it).
  *
- * Happy path: imds_get() -> curl connects, sends, reads -> cb(ctx, res)
+ * Happy path: imds_request() -> curl connects, sends, reads -> cb(ctx, res)
  * from the loop. Failure modes, all reported through the same callback:
  * connect refused or timed out, transfer timeout (res->status 0 and an
  * error text), any HTTP status (the caller decides what 429/410/500
- * mean), a body over IMDS_BODY_MAX (truncated, error set). */
+ * mean), a body over IMDS_BODY_MAX (the transfer is cut short, error
+ * set). */
 #ifndef BT_IMDS_H
 #define BT_IMDS_H
 
@@ -29,7 +30,9 @@ struct imds_result {
     long status;      /* HTTP status; 0 when no response came */
     const char *body; /* NUL-terminated; borrowed for the callback only */
     size_t len;
-    const char *error; /* transport error text, NULL when a response came */
+    const char *error; /* transport error text, or "response body larger
+                          than 1 MiB" (status set, transfer cut short);
+                          NULL when a whole response came */
     uint64_t elapsed_ms;
 };
 

@@ -906,12 +906,12 @@ static void metrics_run(struct metrics *m)
         metrics_close(m);
         return;
     }
-    /* At the connection limit MHD takes the listener out of its epoll set
-     * and puts it back at the start of a later MHD_run, which nothing
-     * would trigger once the last connections are gone (it asks for no
-     * timeout then): run again at once when connections were freed. */
-    if (before >= METRICS_CONN_LIMIT &&
-        metrics_connections(m) < METRICS_CONN_LIMIT)
+    /* At the connection limit, or after accept() ran out of descriptors,
+     * MHD takes the listener out of its epoll set and puts it back at the
+     * start of a later MHD_run, which nothing would trigger once the last
+     * connections are gone (it asks for no timeout then): run again at
+     * once whenever connections were freed. */
+    if (metrics_connections(m) < before)
         uv_timer_start(&m->timer, metrics_on_timer, 0, 0);
     else
         metrics_arm(m);
@@ -1002,7 +1002,7 @@ int metrics_new(uv_loop_t *loop, const char *address,
         snprintf(err, errlen, "metrics: libmicrohttpd cannot serve %s (%s)",
                  m->address,
                  m->last_error[0] ? m->last_error : "no reason given");
-        close(fd);
+        /* fd is MHD's from MHD_start_daemon on: it closed it. */
         free(m);
         return BT_EIO;
     }

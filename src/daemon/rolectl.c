@@ -200,6 +200,7 @@ int rolemgr_control(struct rolemgr *rm, const char *cmd,
                                 msg, msglen);
         if (rc < 0)
             return rc;
+        rm->drain_operator = true;
         *result = json_object_new_object();
         json_object_object_add(
             *result, "state",

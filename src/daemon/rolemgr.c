@@ -864,6 +864,18 @@ static void rm_drain_release(struct rolemgr *rm)
     }
 }
 
+/* The stop grace of a drain's roles: the time left until the deadline
+ * minus what the cluster needs to place them (saturating); too little
+ * left: 1 ms, at once; 0 (their own stop timeout) beyond UINT_MAX ms. */
+static unsigned rm_drain_grace(const struct rolemgr *rm, monotime_t now)
+{
+    monotime_t stop_by = rm->drain_deadline > rm->drain_reserve_ms
+                             ? rm->drain_deadline - rm->drain_reserve_ms
+                             : 0;
+    monotime_t left = stop_by > now ? stop_by - now : 1;
+    return left > UINT_MAX ? 0 : (unsigned)left;
+}
+
 static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
 {
     if (rm->drain == DRAIN_FAILED) {
@@ -891,13 +903,8 @@ static void rm_drain_tick(struct rolemgr *rm, monotime_t now)
         rnode_membership(rm->rn, rm->id) != RNODE_VOTER)
         rm_drain_step(rm, "vote_given_up");
     if (!rm->drain_stopped && !rm->drain_stopping) {
-        /* The roles' grace is clamped to the time left minus what the
-         * cluster needs to place them; too little left: stop at once. */
-        monotime_t stop_by = rm->drain_deadline - rm->drain_reserve_ms;
-        monotime_t left = stop_by > now ? stop_by - now : 1;
         rm->drain_stopping = true;
-        super_stop_all(rm->sup, left > UINT_MAX ? 0 : (unsigned)left,
-                       rm_drain_stopped, rm);
+        super_stop_all(rm->sup, rm_drain_grace(rm, now), rm_drain_stopped, rm);
     }
     if (rm->drain_stopped && !rm_drain_has(rm, "roles_stopped"))
         rm_drain_step(rm, "roles_stopped");
@@ -938,15 +945,17 @@ int rm_drain_start(struct rolemgr *rm, monotime_t deadline, unsigned reserve_ms,
     }
     monotime_t now = monotime_now();
     if (rm->drain == DRAIN_DRAINING) {
-        if (deadline < rm->drain_deadline) {
-            rm->drain_deadline = deadline; /* a nearer deadline wins */
-            if (rm->drain_stopping) {      /* and shortens a stop under way */
-                monotime_t stop_by = deadline - rm->drain_reserve_ms;
-                monotime_t left = stop_by > now ? stop_by - now : 1;
-                super_stop_all(rm->sup, left > UINT_MAX ? 0 : (unsigned)left,
-                               rm_drain_stopped, rm);
-            }
-        }
+        /* A nearer deadline or a larger reserve wins, and shortens a stop
+         * under way. */
+        bool sooner =
+            deadline < rm->drain_deadline || reserve_ms > rm->drain_reserve_ms;
+        if (deadline < rm->drain_deadline)
+            rm->drain_deadline = deadline;
+        if (reserve_ms > rm->drain_reserve_ms)
+            rm->drain_reserve_ms = reserve_ms;
+        if (sooner && rm->drain_stopping)
+            super_stop_all(rm->sup, rm_drain_grace(rm, now), rm_drain_stopped,
+                           rm);
         return 0;
     }
     if (rm->drain == DRAIN_DRAINED)
@@ -993,6 +1002,7 @@ void rolemgr_drain_info(const struct rolemgr *rm,
     out->state = rm_drain_names[rm->drain];
     out->started = rm->drain_started;
     out->deadline = rm->drain_deadline;
+    out->by_operator = rm->drain_operator;
     for (size_t i = 0; i < rm->n_steps && i < ROLEMGR_DRAIN_STEPS_MAX; i++) {
         out->steps[i].step = rm->steps[i].step;
         out->steps[i].at = rm->drain_started + rm->steps[i].elapsed_ms;
@@ -1009,6 +1019,7 @@ void rolemgr_set_zone(struct rolemgr *rm, const char *zone)
 
 void rm_undrain(struct rolemgr *rm)
 {
+    rm->drain_operator = false;
     if (rm->drain == DRAIN_NONE)
         return;
     rm->drain = DRAIN_NONE;

@@ -90,6 +90,8 @@ void rolemgr_undrain(struct rolemgr *rm);
 struct rolemgr_drain_info {
     const char *state; /* "none", "draining", "drained", "failed" */
     monotime_t started, deadline;
+    bool by_operator; /* the control socket's drain asked for it (also)
+                         since the last undrain */
     size_t n_steps;
     struct {
         const char *step;

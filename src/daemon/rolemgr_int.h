@@ -157,7 +157,8 @@ struct rolemgr {
     size_t n_steps;
     char drain_error[128];
     bool drain_stopping, drain_stopped;
-    char **drain_roles; /* the roles that ran here when the drain began */
+    bool drain_operator; /* an operator asked for it (control "drain") */
+    char **drain_roles;  /* the roles that ran here when the drain began */
     size_t n_drain_roles;
 
     /* counters for metrics (status "stats") */

@@ -108,6 +108,8 @@ void sewatch_update(struct sewatch *w, const struct az_events *doc,
 {
     bool present[SEWATCH_TRACK_MAX] = {false};
 
+    if (w->incarnation >= 0 && doc->incarnation < w->incarnation)
+        return; /* stale: an older answer than the last one */
     w->incarnation = doc->incarnation;
     for (size_t i = 0; i < doc->n; i++) {
         const struct az_event *ev = &doc->ev[i];
@@ -128,18 +130,22 @@ void sewatch_update(struct sewatch *w, const struct az_events *doc,
             continue;
         }
         present[n - w->ev] = true;
-        n->not_before = ev->not_before;
-        n->status = ev->status;
+        /* Resources, type and so whether it is ours may change. */
+        struct sewatch_note keep = *n;
+        sewatch_note_fill(w, n, ev);
+        n->seen_ms = keep.seen_ms;
+        n->started = keep.started;
+        n->approved = keep.approved;
         if (n->status == AZ_ST_STARTED && !n->started) {
             n->started = true;
             sewatch_emit(out, SEWATCH_STARTED, n, 0);
         }
     }
 
-    /* Vanished events are over. */
+    /* Vanished events are over (unless the document was cut short). */
     size_t keep = 0;
     for (size_t i = 0; i < w->n; i++) {
-        if (!present[i]) {
+        if (!present[i] && !doc->overflow) {
             sewatch_emit(out, SEWATCH_GONE, &w->ev[i], 0);
             continue;
         }

@@ -14,7 +14,11 @@
  * notice after it was first seen. Once the poller reports the drain done,
  * each drain event still Scheduled that names this VM alone is approved
  * (approval releases an event for every VM it lists: never a shared one).
- * When every drain event is gone, the node is undrained. */
+ * When every drain event is gone, the node is undrained. Whether an event
+ * names this VM (alone) is decided again on every document: Resources may
+ * change. A document older than the last (a lower DocumentIncarnation)
+ * is ignored, and one cut short (more than AZ_EVENTS_MAX events) never
+ * makes an event gone. */
 #ifndef BT_SEWATCH_H
 #define BT_SEWATCH_H
 
@@ -24,7 +28,7 @@
 #include "azdoc.h"
 #include "config.h"
 
-#define SEWATCH_TRACK_MAX 64
+#define SEWATCH_TRACK_MAX (AZ_EVENTS_MAX + 28)
 #define SEWATCH_ACTIONS_MAX (3 * SEWATCH_TRACK_MAX + 2)
 
 /* What the watcher knows of one event. */

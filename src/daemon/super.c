@@ -169,6 +169,17 @@ static bool env_same_key(const char *a, const char *b)
     return n == env_key_len(b) && memcmp(a, b, n) == 0;
 }
 
+bool super_env_private(const char *kv)
+{
+    static const char *const prefixes[] = {
+        "BEETHOVEN_",  "NOTIFY_SOCKET=", "WATCHDOG_PID=",  "WATCHDOG_USEC=",
+        "LISTEN_PID=", "LISTEN_FDS=",    "LISTEN_FDNAMES="};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
 /* A "KEY=VALUE" entry a role or the config may set. */
 static bool env_entry_ok(const char *kv)
 {
@@ -662,7 +673,7 @@ static char **super_env_build(struct super *s, const struct role_def *d,
     size_t k = 0;
     for (size_t i = 0; i < n_env; i++) {
         const char *kv = environ[i];
-        bool skip = strncmp(kv, "BEETHOVEN_", 10) == 0;
+        bool skip = super_env_private(kv);
         for (size_t j = 0; !skip && j < s->n_extra_env; j++)
             skip = env_same_key(kv, s->extra_env[j]);
         for (size_t j = 0; !skip && j < d->n_env; j++)

@@ -183,6 +183,11 @@ void super_free(struct super *s);
  * super_stop_all is under way). */
 int super_start_role(struct super *s, const struct super_role *def);
 
+/* Is "KEY=VALUE" the daemon's own, never passed to roles or hooks: its
+ * BEETHOVEN_* settings (the secret among them) and what systemd gives
+ * the service alone (NOTIFY_SOCKET, WATCHDOG_*, LISTEN_*)? */
+bool super_env_private(const char *kv);
+
 /* Stops the role: SIGTERM to its process group, then SIGKILL to the group
  * after grace_ms (0 = the role's stop_timeout_ms; a non-zero grace only
  * shortens it, e.g. to meet a drain deadline; a second call can shorten a

@@ -13,8 +13,9 @@ has a hook that records its environment, roles a:1 and all:3.
     without ending the VM: the node is back in service (drain none, it
     runs all again), its hook saw the event scheduled and gone;
   - one Preempt naming two nodes: both drain but it is never approved (an
-    approval would release it for both); cancelled while still Scheduled,
-    both come back and their hooks saw it cancelled.
+    approval would release it for both); an operator also drains one of
+    them; cancelled while still Scheduled, the other comes back, the
+    operator's stays drained until undrain; their hooks saw it cancelled.
 Ports: 3340 (+1 Raft), the mock on 127.0.0.1:3345 (see README.md)."""
 
 import json
@@ -167,7 +168,18 @@ def body(t):
                 m.event(sh["id"])["status"] == "Scheduled",
                 "an event naming two VMs is never approved",
                 m.approvals())
+        # An operator also drains the first one meanwhile: that drain is
+        # the operator's to end, not the event's.
+        rc, out, err = two[0].ctl("drain", "--no-wait")
+        t.check(rc == 0, "beethovenctl drain on %s during the event"
+                % two[0].name, (rc, out, err))
         m.cancel(sh["id"])
+        wait_for(lambda: drain_state(two[1]) == "none", 10.0,
+                 "%s back in service" % two[1].name)
+        t.check(drain_state(two[0]) == "drained",
+                "the operator's drain of %s outlives the cancelled event"
+                % two[0].name, drain_state(two[0]))
+        rc, out, err = two[0].ctl("undrain")
         wait_for(lambda: all(drain_state(n) == "none" for n in two), 10.0,
                  "both back in service")
         def phases_of_two():

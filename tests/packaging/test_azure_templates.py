@@ -424,7 +424,7 @@ def test_script(t, tmp, content):
     i_sec = content.find("install_secret\n")
     i_chk = content.find("beethovend --check-config")
     i_en = content.find("systemctl enable beethoven")
-    i_start = content.find("systemctl restart beethoven")
+    i_start = content.find("systemctl --no-block restart beethoven")
     t.check(0 < i_sec < i_chk < i_en < i_start,
             "bootstrap: secret, then --check-config, then systemctl enable and start")
 
@@ -579,7 +579,8 @@ def test_bootstrap_runs(t, tmp, env_content, kv_script, cd_script, staged_b64,
     t.check(ok, "bootstrap dry run: beethovend --check-config sees the env file")
     sysd = [json.loads(c.split(" ", 1)[1]) for c in calls if c.startswith("systemctl ")]
     order = [n for n in names if n in ("apt-get", "install", "beethovend", "systemctl")]
-    t.check(sysd == [["enable", "beethoven"], ["restart", "beethoven"]]
+    t.check(sysd == [["enable", "beethoven"],
+                     ["--no-block", "restart", "beethoven"]]
             and order.index("beethovend") > max(i for i, n in enumerate(order) if n == "install")
             and order[-2:] == ["systemctl", "systemctl"],
             "bootstrap dry run: install, secret, check, then enable and restart", order)

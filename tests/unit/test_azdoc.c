@@ -574,20 +574,20 @@ static void test_azdoc_events_parse_more_than_max(void **state)
 {
     struct az_events *e = events_new();
     char err[128] = "";
-    size_t cap = 64 * 100 + 64, n = 0;
+    size_t cap = 64 * (AZ_EVENTS_MAX + 20) + 64, n = 0;
     char *doc = malloc(cap);
 
     (void)state;
     assert_non_null(doc);
     n += (size_t)snprintf(doc + n, cap - n,
                           "{\"DocumentIncarnation\":9,\"Events\":[");
-    for (int i = 0; i < 40; i++) {
+    for (int i = 0; i < AZ_EVENTS_MAX + 8; i++) {
         if (i == 3 || i == 10) /* two without an id */
             n += (size_t)snprintf(doc + n, cap - n, "%s{\"EventType\":\"x\"}",
                                   i ? "," : "");
         else
             n += (size_t)snprintf(doc + n, cap - n,
-                                  "%s{\"EventId\":\"ev-%02d\"}", i ? "," : "",
+                                  "%s{\"EventId\":\"ev-%03d\"}", i ? "," : "",
                                   i);
     }
     n += (size_t)snprintf(doc + n, cap - n, "]}");
@@ -595,9 +595,12 @@ static void test_azdoc_events_parse_more_than_max(void **state)
     assert_int_equal(events_parse(doc, n, e, err, sizeof(err)), 0);
     assert_int_equal(e->n, AZ_EVENTS_MAX);
     assert_int_equal(e->n_skipped, 8); /* 2 without id + 6 over the max */
-    assert_string_equal(e->ev[0].id, "ev-00");
-    assert_string_equal(e->ev[3].id, "ev-04");
-    assert_string_equal(e->ev[AZ_EVENTS_MAX - 1].id, "ev-33");
+    assert_true(e->overflow);
+    assert_string_equal(e->ev[0].id, "ev-000");
+    assert_string_equal(e->ev[3].id, "ev-004");
+    char last[16];
+    snprintf(last, sizeof(last), "ev-%03d", AZ_EVENTS_MAX + 1);
+    assert_string_equal(e->ev[AZ_EVENTS_MAX - 1].id, last);
     free(doc);
     free(e);
 }

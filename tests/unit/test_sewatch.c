@@ -342,6 +342,53 @@ static void test_event_id_case(void **state)
     assert_int_equal(f->out.n, 0);
 }
 
+/* An event first naming this VM alone, then also another: never
+ * approved (approval would release it for both). */
+static void test_resources_change_blocks_approval(void **state)
+{
+    struct fixture *f = *state;
+    f->doc.incarnation = 1;
+    add_event(&f->doc, "R", AZ_EV_PREEMPT, AZ_ST_SCHEDULED, NOW / 1000 + 30, ME,
+              NULL);
+    feed(f, NOW);
+    snprintf(f->doc.ev[0].resources[f->doc.ev[0].n_resources++], AZ_NAME_MAX,
+             "bt-vmss_9");
+    f->doc.incarnation = 2;
+    feed(f, NOW + 1000);
+    f->out.n = 0;
+    sewatch_drained(&f->w, &f->out);
+    assert_int_equal(count(f, SEWATCH_APPROVE), 0);
+    assert_false(f->w.ev[0].only_mine);
+    assert_true(f->w.ev[0].mine);
+}
+
+/* A stale document (lower incarnation) changes nothing; a document cut
+ * short never makes an event gone. */
+static void test_stale_and_overflow_documents(void **state)
+{
+    struct fixture *f = *state;
+    f->doc.incarnation = 5;
+    add_event(&f->doc, "S", AZ_EV_PREEMPT, AZ_ST_SCHEDULED, NOW / 1000 + 30, ME,
+              NULL);
+    feed(f, NOW);
+    assert_int_equal(count(f, SEWATCH_DRAIN), 1);
+    f->doc.n = 0;
+    f->doc.incarnation = 4; /* an older answer, without the event */
+    feed(f, NOW + 1000);
+    assert_int_equal(f->out.n, 0);
+    assert_true(f->w.draining);
+    f->doc.incarnation = 6;
+    f->doc.overflow = true; /* our event beyond the cut */
+    feed(f, NOW + 2000);
+    assert_int_equal(count(f, SEWATCH_GONE), 0);
+    assert_int_equal(count(f, SEWATCH_UNDRAIN), 0);
+    f->doc.overflow = false;
+    f->doc.incarnation = 7;
+    feed(f, NOW + 3000);
+    assert_int_equal(count(f, SEWATCH_GONE), 1);
+    assert_int_equal(count(f, SEWATCH_UNDRAIN), 1);
+}
+
 static void test_kind_names(void **state)
 {
     (void)state;
@@ -368,6 +415,8 @@ int main(void)
         T(test_event_after_drained_approved_at_once),
         T(test_unknown_type_is_hook),
         T(test_event_id_case),
+        T(test_resources_change_blocks_approval),
+        T(test_stale_and_overflow_documents),
         T(test_kind_names),
 #undef T
     };
