@@ -52,15 +52,24 @@ def body(t):
                     "each node lists only its island's two members")
 
             net.join_bridges("a", "b")
-            took = c.wait_converged(timeout=10.0 + 3 * WATCH_MS / 1000.0)
+            # The merged island's nodes then restart under fresh node ids
+            # (their Raft state belongs to the other cluster) and their old
+            # ids must fail and be forgotten everywhere: on a loaded
+            # machine (CI runs two tests at once) that takes a while.
+            took = c.wait_converged(timeout=30.0)
             t.log("islands merged %.2f s after the link came up" % took)
             ids = cluster_ids(nodes)
             t.check(len(set(ids.values())) == 1,
                     "one cluster id after the merge", ids)
             merged = [e["_line"] for n in nodes
                       for e in n.events("cluster_state", change="merged")]
-            t.check(len(merged) == 2, "the two nodes of the smaller (or "
-                    "higher-id) island logged the merge", merged)
+            who = {n.name for n in nodes
+                   if n.events("cluster_state", change="merged")}
+            # Each merges once, or again after its restart under a fresh
+            # id when it finds the cluster it left mid-merge.
+            t.check(who in ({"node1", "node2"}, {"node3", "node4"}),
+                    "the two nodes of the smaller (or higher-id) island, and "
+                    "only they, logged the merge", merged)
             t.check(all(len(n.nodes()) == 4 for n in nodes),
                     "every node lists all four members")
     finally:
