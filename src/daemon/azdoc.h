@@ -18,9 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AZ_NAME_MAX 128 /* VM names, resource names (NUL included) */
-#define AZ_ID_MAX 72    /* EventId, vmId (NUL included) */
-#define AZ_TEXT_MAX 256 /* Description (truncated to fit) */
+#define AZ_NAME_MAX 128   /* VM names, resource names (NUL included) */
+#define AZ_ID_MAX 72      /* EventId, vmId (NUL included) */
+#define AZ_TEXT_MAX 256   /* Description (truncated to fit) */
 #define AZ_EVENTS_MAX 100 /* a placement group holds up to 100 VMs */
 #define AZ_RESOURCES_MAX 32
 
