@@ -107,6 +107,7 @@ struct cluster {
     unsigned quick_scans; /* rescans at backoff pace after founding */
     bool watching;        /* rescans after joining */
     uv_timer_t hb_timer, tick_timer, scan_timer, leave_timer;
+    unsigned timers_closing; /* cluster_free: closes not yet finished */
     uint64_t probe_seq;
     struct fd_config fdc;
     uint64_t found_id; /* cluster id to found with, 0 = random */
@@ -1454,16 +1455,18 @@ void cluster_leave(struct cluster *c)
                    told > 0 ? CLUSTER_LEAVE_WAIT_MS : 0, 0);
 }
 
+/* libuv finishes closes newest first: the memory goes with the last of
+ * the four timers, whichever that is. */
 static void cluster_on_timer_closed(uv_handle_t *h)
 {
     struct cluster *c = h->data;
-    if (h == (uv_handle_t *)&c->leave_timer) {
-        for (size_t i = 0; i < c->nmembers; i++)
-            free(c->members[i]);
-        free(c->members);
-        free(c->prev_seekers);
-        free(c);
-    }
+    if (--c->timers_closing > 0)
+        return;
+    for (size_t i = 0; i < c->nmembers; i++)
+        free(c->members[i]);
+    free(c->members);
+    free(c->prev_seekers);
+    free(c);
 }
 
 void cluster_free(struct cluster *c)
@@ -1475,9 +1478,10 @@ void cluster_free(struct cluster *c)
     link_listener_free(c->listener);
     while (c->conns != NULL)
         cluster_conn_close(c->conns);
-    uv_close((uv_handle_t *)&c->hb_timer, NULL);
-    uv_close((uv_handle_t *)&c->tick_timer, NULL);
-    uv_close((uv_handle_t *)&c->scan_timer, NULL);
+    c->timers_closing = 4;
+    uv_close((uv_handle_t *)&c->hb_timer, cluster_on_timer_closed);
+    uv_close((uv_handle_t *)&c->tick_timer, cluster_on_timer_closed);
+    uv_close((uv_handle_t *)&c->scan_timer, cluster_on_timer_closed);
     uv_close((uv_handle_t *)&c->leave_timer, cluster_on_timer_closed);
 }
 
