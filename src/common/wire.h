@@ -18,7 +18,7 @@
 #define WIRE_MAGIC1 0x70
 #define WIRE_VERSION 1
 #define WIRE_HEADER_LEN 8
-#define WIRE_MAX_PAYLOAD (64 * 1024)
+#define WIRE_MAX_PAYLOAD (1024 * 1024) /* a forwarded kv write fits */
 #define WIRE_NONCE_LEN 32
 #define WIRE_MAC_LEN 32
 #define WIRE_HELLO_LEN (WIRE_NONCE_LEN + 8) /* nonce, node id (BE) */

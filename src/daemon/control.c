@@ -44,7 +44,15 @@ struct control_client {
     char *rbuf;
     size_t rlen, rcap;
     size_t queued;   /* bytes handed to uv_write, callback not yet run */
-    bool subscriber; /* receives events; its input is ignored */
+    uint64_t id;     /* for control_ticket */
+    bool subscriber; /* receives events or a stream; input ignored */
+    char *topic;     /* the stream's topic; NULL: the events stream */
+    char *filter;    /* the stream's key prefix; NULL: every key */
+    bool waiting;    /* a deferred reply is due: no further requests */
+    bool reading;    /* uv_read_start is in effect */
+    bool resume;     /* after a deferred reply: process the next lines */
+    size_t grace;    /* a stream's first reply still queued: not counted
+                        toward the stream's backlog limit */
     bool paused;     /* reading stopped until its replies drain */
     bool closing;    /* shutdown or close under way */
     bool counted;    /* counts against CONTROL_MAX_CLIENTS */
@@ -69,11 +77,42 @@ struct control {
     size_t hist_first, hist_len;
     unsigned open_handles;
     bool freeing;
+    uint64_t next_id;  /* connection ids */
+    uv_idle_t resumer; /* runs the clients marked resume */
 };
 
+/* The handler call under way, for control_defer and control_stream
+ * (saved and restored around each call). */
+static struct {
+    struct control_client *cl;
+    bool deferred;
+    char *topic, *filter;
+} control_call;
+
 static void control_client_process(struct control_client *cl);
+static void control_client_close(struct control_client *cl);
 static void control_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void control_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void control_read_stop(struct control_client *cl)
+{
+    if (cl->reading)
+        uv_read_stop((uv_stream_t *)&cl->pipe);
+    cl->reading = false;
+}
+
+/* Starts reading unless it already is; closes the client on failure. */
+static void control_read_start(struct control_client *cl)
+{
+    if (cl->reading || cl->closing)
+        return;
+    if (uv_read_start((uv_stream_t *)&cl->pipe, control_on_alloc,
+                      control_on_read) < 0) {
+        control_client_close(cl);
+        return;
+    }
+    cl->reading = true;
+}
 
 /* "EINVAL" for BT_EINVAL and so on; every other code is reported as EIO. */
 static const char *control_code_name(int rc)
@@ -117,6 +156,8 @@ static void control_on_client_closed(uv_handle_t *h)
     if (cl->next != NULL)
         cl->next->prev = cl->prev;
     free(cl->rbuf);
+    free(cl->topic);
+    free(cl->filter);
     free(cl);
     c->open_handles--;
     control_maybe_release(c);
@@ -154,7 +195,7 @@ static void control_client_finish(struct control_client *cl)
     if (cl->closing)
         return;
     control_client_mark_closing(cl);
-    uv_read_stop((uv_stream_t *)&cl->pipe);
+    control_read_stop(cl);
     cl->shutdown_req.data = cl;
     if (uv_shutdown(&cl->shutdown_req, (uv_stream_t *)&cl->pipe,
                     control_on_shutdown) < 0)
@@ -166,6 +207,7 @@ static void control_on_write(uv_write_t *req, int status)
     struct control_write *w = (struct control_write *)req;
     struct control_client *cl = w->client;
     cl->queued -= w->len;
+    cl->grace -= cl->grace < w->len ? cl->grace : w->len;
     free(w);
     if (status < 0) {
         if (status != UV_ECANCELED && !cl->closing)
@@ -177,10 +219,8 @@ static void control_on_write(uv_write_t *req, int status)
     if (cl->paused && !cl->closing && cl->queued < CONTROL_MAX_QUEUED / 2) {
         cl->paused = false;
         control_client_process(cl);
-        if (!cl->paused && !cl->closing &&
-            uv_read_start((uv_stream_t *)&cl->pipe, control_on_alloc,
-                          control_on_read) < 0)
-            control_client_close(cl);
+        if (!cl->paused && !cl->closing && !cl->waiting)
+            control_read_start(cl);
     }
 }
 
@@ -270,6 +310,19 @@ static void control_subscribe(struct control_client *cl,
     }
 }
 
+/* After its reply, the connection only streams topic (ownership of the
+ * strings passes); the stream's reply, still queued, does not count
+ * toward its backlog limit. */
+static void control_become_stream(struct control_client *cl, char *topic,
+                                  char *filter)
+{
+    cl->subscriber = true;
+    cl->topic = topic;
+    cl->filter = filter;
+    cl->rlen = 0;
+    cl->grace = cl->queued;
+}
+
 /* Validates one request line and answers it. */
 static void control_handle_line(struct control_client *cl, const char *line,
                                 size_t len)
@@ -349,10 +402,36 @@ static void control_handle_line(struct control_client *cl, const char *line,
         control_subscribe(cl, args);
         goto out;
     }
+    struct control_client *saved_cl = control_call.cl;
+    bool saved_deferred = control_call.deferred;
+    control_call.cl = cl;
+    control_call.deferred = false;
     rc = c->fn(c->ctx, cmd, args, &result, msg, sizeof(msg));
+    bool deferred = control_call.deferred;
+    control_call.cl = saved_cl;
+    control_call.deferred = saved_deferred;
+    if (rc == CONTROL_DEFERRED && deferred) {
+        /* the reply comes later (or came already, from inside the call) */
+        json_object_put(result);
+        free(control_call.topic);
+        free(control_call.filter);
+        control_call.topic = control_call.filter = NULL;
+        goto out;
+    }
     if (rc == 0) {
         control_reply_ok(cl, result);
+        if (control_call.topic != NULL) {
+            control_become_stream(cl, control_call.topic, control_call.filter);
+            control_call.topic = control_call.filter = NULL;
+        }
         goto out;
+    }
+    free(control_call.topic);
+    free(control_call.filter);
+    control_call.topic = control_call.filter = NULL;
+    if (rc == CONTROL_DEFERRED) { /* returned without control_defer */
+        rc = BT_EIO;
+        snprintf(msg, sizeof(msg), "%.64s: no reply", cmd);
     }
     json_object_put(result);
     if (msg[0] == '\0') {
@@ -361,6 +440,7 @@ static void control_handle_line(struct control_client *cl, const char *line,
         else
             snprintf(msg, sizeof(msg), "%.64s: %s", cmd, bt_strerror(rc));
     }
+
     control_reply_error(cl, control_code_name(rc), msg);
 out:
     json_object_put(args);
@@ -372,7 +452,7 @@ out:
 static void control_client_process(struct control_client *cl)
 {
     size_t off = 0;
-    while (!cl->closing && !cl->paused && !cl->subscriber) {
+    while (!cl->closing && !cl->paused && !cl->subscriber && !cl->waiting) {
         char *nl = memchr(cl->rbuf + off, '\n', cl->rlen - off);
         size_t len;
         if (nl == NULL)
@@ -388,7 +468,7 @@ static void control_client_process(struct control_client *cl)
         if (cl->queued > CONTROL_MAX_QUEUED) {
             /* the client does not read its replies: stop reading */
             cl->paused = true;
-            uv_read_stop((uv_stream_t *)&cl->pipe);
+            control_read_stop(cl);
         }
     }
     if (cl->closing)
@@ -399,6 +479,11 @@ static void control_client_process(struct control_client *cl)
     }
     memmove(cl->rbuf, cl->rbuf + off, cl->rlen - off);
     cl->rlen -= off;
+    if (cl->waiting) {
+        /* requests after a deferred one wait, unread, for its reply */
+        control_read_stop(cl);
+        return;
+    }
     if (!cl->paused && cl->rlen > CONTROL_MAX_REQUEST) {
         /* no newline within the limit: the line is too long */
         char msg[96];
@@ -458,6 +543,7 @@ static void control_on_connection(uv_stream_t *server, int status)
     }
     cl = xcalloc(1, sizeof(*cl));
     cl->ctl = c;
+    cl->id = ++c->next_id;
     uv_pipe_init(c->loop, &cl->pipe, 0);
     cl->pipe.data = cl;
     cl->next = c->clients;
@@ -483,10 +569,7 @@ static void control_on_connection(uv_stream_t *server, int status)
     }
     cl->counted = true;
     c->nclients++;
-    rc = uv_read_start((uv_stream_t *)&cl->pipe, control_on_alloc,
-                       control_on_read);
-    if (rc < 0)
-        control_client_close(cl);
+    control_read_start(cl);
 }
 
 /* mkdir -p of path's parent directory, mode 0755. */
@@ -620,7 +703,9 @@ int control_new(uv_loop_t *loop, const char *path, control_handler_fn fn,
     c->ctx = ctx;
     uv_pipe_init(loop, &c->server, 0);
     c->server.data = c;
-    c->open_handles = 1;
+    uv_idle_init(loop, &c->resumer);
+    c->resumer.data = c;
+    c->open_handles = 2;
     rc = uv_pipe_open(&c->server, fd);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&c->server, SOMAXCONN,
@@ -662,7 +747,7 @@ void control_publish(struct control *c, struct json_object *event)
     c->hist_len++;
 
     for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next) {
-        if (!cl->subscriber || cl->closing)
+        if (!cl->subscriber || cl->topic != NULL || cl->closing)
             continue;
         if (cl->queued + len + 1 > CONTROL_MAX_QUEUED) {
             log_warn("control_subscriber_dropped",
@@ -683,7 +768,159 @@ void control_free(struct control *c)
     for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next)
         control_client_close(cl);
     uv_close((uv_handle_t *)&c->server, control_on_handle_closed);
+    uv_close((uv_handle_t *)&c->resumer, control_on_handle_closed);
     if (unlink(c->path) < 0 && errno != ENOENT)
         log_warn("control_unlink_failed", "path=%s error=\"%s\"", c->path,
                  strerror(errno));
+}
+
+int control_defer(struct control_ticket *out)
+{
+    if (control_call.cl == NULL)
+        return BT_ESTATE;
+    control_call.deferred = true;
+    control_call.cl->waiting = true;
+    out->ctl = control_call.cl->ctl;
+    out->client = control_call.cl->id;
+    return 0;
+}
+
+static void control_complete_as(struct control_ticket *t, int rc,
+                                struct json_object *result, const char *msg,
+                                const char *topic, const char *filter);
+
+/* Handles the lines of the clients whose deferred reply went out. */
+static void control_on_resume(uv_idle_t *h)
+{
+    struct control *c = h->data;
+    uv_idle_stop(h);
+    for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next) {
+        if (!cl->resume || cl->closing)
+            continue;
+        cl->resume = false;
+        if (!cl->subscriber)
+            control_client_process(cl);
+        if (!cl->closing && !cl->paused && !cl->waiting)
+            control_read_start(cl);
+    }
+}
+
+void control_complete(struct control_ticket *t, int rc,
+                      struct json_object *result, const char *msg)
+{
+    control_complete_as(t, rc, result, msg, NULL, NULL);
+}
+
+void control_complete_stream(struct control_ticket *t,
+                             struct json_object *result, const char *topic,
+                             const char *filter)
+{
+    control_complete_as(t, 0, result, NULL, topic, filter);
+}
+
+static void control_complete_as(struct control_ticket *t, int rc,
+                                struct json_object *result, const char *msg,
+                                const char *topic, const char *filter)
+{
+    struct control *c = t->ctl;
+    struct control_client *cl = NULL;
+    if (c != NULL && !c->freeing && t->client != 0)
+        for (cl = c->clients; cl != NULL && cl->id != t->client; cl = cl->next)
+            ;
+    t->ctl = NULL;
+    t->client = 0;
+    if (cl == NULL || cl->closing || !cl->waiting) {
+        json_object_put(result);
+        return;
+    }
+    cl->waiting = false;
+    if (rc == 0) {
+        control_reply_ok(cl,
+                         result != NULL ? result : json_object_new_object());
+    } else {
+        json_object_put(result);
+        control_reply_error(cl, control_code_name(rc),
+                            msg != NULL && msg[0] != 0 ? msg : bt_strerror(rc));
+    }
+    if (cl->closing)
+        return;
+    if (rc == 0 && topic != NULL)
+        control_become_stream(cl, xstrdup(topic),
+                              filter != NULL && filter[0] != 0 ? xstrdup(filter)
+                                                               : NULL);
+    /* The client's next requests are handled on the next loop turn, not
+     * here: this may run inside Raft's callbacks or another handler. */
+    cl->resume = true;
+    uv_idle_start(&c->resumer, control_on_resume);
+}
+
+int control_stream(const char *topic, const char *filter)
+{
+    if (control_call.cl == NULL || topic == NULL)
+        return BT_ESTATE;
+    free(control_call.topic);
+    free(control_call.filter);
+    control_call.topic = xstrdup(topic);
+    control_call.filter =
+        filter != NULL && filter[0] != 0 ? xstrdup(filter) : NULL;
+    return 0;
+}
+
+/* Does a stream on pattern receive publications on topic? Either may end
+ * in '*': it then stands for every topic with that prefix. */
+static bool control_topic_match(const char *pattern, const char *topic)
+{
+    size_t n = strlen(pattern), m = strlen(topic);
+    if (n > 0 && pattern[n - 1] == '*')
+        return strncmp(pattern, topic, n - 1) == 0;
+    if (m > 0 && topic[m - 1] == '*')
+        return strncmp(pattern, topic, m - 1) == 0;
+    return strcmp(pattern, topic) == 0;
+}
+
+void control_publish_stream(struct control *c, const char *topic,
+                            const char *key, const char *wrap,
+                            struct json_object *obj)
+{
+    struct json_object *o;
+    const char *s;
+    size_t len;
+    if (c == NULL || c->freeing) {
+        json_object_put(obj);
+        return;
+    }
+    o = json_object_new_object();
+    json_object_object_add(o, wrap, obj);
+    s = json_object_to_json_string_length(o, CONTROL_JSON_FLAGS, &len);
+    for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next) {
+        if (!cl->subscriber || cl->topic == NULL || cl->closing ||
+            !control_topic_match(cl->topic, topic))
+            continue;
+        if (cl->filter != NULL && key != NULL &&
+            strncmp(key, cl->filter, strlen(cl->filter)) != 0)
+            continue;
+        if (cl->queued - cl->grace + len + 1 > CONTROL_MAX_QUEUED) {
+            log_warn("control_stream_dropped",
+                     "topic=%s queued_bytes=%zu limit=%d reason=\"not "
+                     "reading\"",
+                     cl->topic, cl->queued, CONTROL_MAX_QUEUED);
+            control_client_close(cl);
+            continue;
+        }
+        control_client_send(cl, s, len);
+    }
+    json_object_put(o);
+}
+
+size_t control_stream_count(const struct control *c, const char *topic)
+{
+    size_t n = 0;
+    if (c == NULL)
+        return 0;
+    for (const struct control_client *cl = c->clients; cl != NULL;
+         cl = cl->next)
+        if (cl->subscriber && cl->topic != NULL && !cl->closing &&
+            control_topic_match(cl->topic, topic))
+            n++;
+    return n;
 }

@@ -9,6 +9,10 @@
  *             args {"replay": true}) the recent history, then every new
  *             event as {"event": {...}}\n until the client disconnects.
  *
+ * A handler may also answer later (control_defer, for writes that wait
+ * for Raft) or turn its connection into a stream of one topic
+ * (control_stream, for kv_watch).
+ *
  * The module owns the listening socket and the client connections; the
  * composition root answers commands through a handler. Bad requests (not
  * JSON, too long, no "cmd", unknown command) get an error reply naming the
@@ -21,7 +25,7 @@
 #include <json-c/json.h>
 #include <uv.h>
 
-#define CONTROL_MAX_REQUEST (64 * 1024) /* bytes per request line */
+#define CONTROL_MAX_REQUEST (1024 * 1024) /* bytes per request line */
 #define CONTROL_MAX_CLIENTS 64
 #define CONTROL_EVENT_HISTORY 256
 
@@ -36,6 +40,53 @@ typedef int (*control_handler_fn)(void *ctx, const char *cmd,
                                   struct json_object *args,
                                   struct json_object **result, char *msg,
                                   size_t msglen);
+
+/* A handler's return value: the reply comes later via control_complete. */
+#define CONTROL_DEFERRED 1
+
+/* Names a request whose reply was deferred. */
+struct control_ticket {
+    struct control *ctl;
+    uint64_t client; /* connection id; 0: none */
+};
+
+/* Only during a handler call: the reply to the request being handled
+ * will be given by control_complete(*out); the handler then returns
+ * CONTROL_DEFERRED. Until that reply the connection reads no further
+ * request, so replies stay in request order. Returns 0, or BT_ESTATE
+ * outside a handler call. */
+int control_defer(struct control_ticket *out);
+/* Gives a deferred reply: rc 0 sends result (ownership taken; NULL is
+ * sent as {}), else an error with rc's code and msg (NULL: the code's
+ * text). Nothing is sent when the connection is gone; the ticket is used
+ * up either way. Safe with a zeroed ticket. */
+void control_complete(struct control_ticket *t, int rc,
+                      struct json_object *result, const char *msg);
+
+/* control_complete with rc 0, after which the connection becomes a
+ * stream as control_stream() would make it (a handler that deferred a
+ * request which ends in a stream). */
+void control_complete_stream(struct control_ticket *t,
+                             struct json_object *result, const char *topic,
+                             const char *filter);
+
+/* Only during a handler call that then returns 0: after its reply, the
+ * connection becomes a one-way stream that receives what
+ * control_publish_stream() sends to topic (a topic ending in '*' matches
+ * every topic that starts with what precedes it). With filter non-NULL
+ * only publications whose key starts with filter are sent. Returns 0, or
+ * BT_ESTATE outside a handler call. */
+int control_stream(const char *topic, const char *filter);
+/* Sends {"<wrap>": obj} (ownership of obj taken) to every stream of
+ * topic whose filter matches key (key NULL: every stream of topic; a
+ * topic ending in '*' reaches every stream whose topic has that prefix). A
+ * stream whose queued output would pass 1 MiB is disconnected (it no longer has
+ * every change). */
+void control_publish_stream(struct control *c, const char *topic,
+                            const char *key, const char *wrap,
+                            struct json_object *obj);
+/* Streams open on topic (same matching as control_publish_stream). */
+size_t control_stream_count(const struct control *c, const char *topic);
 
 /* Creates the socket at path (removing a stale socket file left by a dead
  * daemon; refusing with BT_EINVAL and a message in err if a live daemon

@@ -26,7 +26,7 @@
  * u64 FNV-1a of everything before it, zero padding to a multiple of 8.
  * Integers little-endian; strings as u32 length + bytes (no NUL). */
 #define SNAP_MAGIC "BTTABLE1"
-#define SNAP_FORMAT 1
+#define SNAP_FORMAT TABLE_SNAP_FORMAT
 #define SNAP_HEADER 24
 #define SNAP_TRAILER 8
 
@@ -210,6 +210,11 @@ static const char *const table_restart_names[] = {
     [TABLE_RESTART_NEVER] = "never",
 };
 
+static const char *const table_kv_type_names[] = {
+    [TABLE_KV_JSON] = "json",
+    [TABLE_KV_BYTES] = "bytes",
+};
+
 static const char *const table_status_names[] = {
     [TABLE_OK] = "ok",
     [TABLE_UNCHANGED] = "unchanged",
@@ -247,6 +252,12 @@ const char *table_restart_str(enum table_restart r)
                                                         : "unknown";
 }
 
+const char *table_kv_type_str(enum table_kv_type k)
+{
+    return (unsigned)k < NAMES_LEN(table_kv_type_names) ? table_kv_type_names[k]
+                                                        : "unknown";
+}
+
 const char *table_status_str(enum table_status s)
 {
     return (unsigned)s < NAMES_LEN(table_status_names) ? table_status_names[s]
@@ -269,6 +280,17 @@ int table_restart_parse(const char *s, enum table_restart *out)
     for (size_t i = 0; s != NULL && i < NAMES_LEN(table_restart_names); i++) {
         if (strcmp(s, table_restart_names[i]) == 0) {
             *out = (enum table_restart)i;
+            return 0;
+        }
+    }
+    return BT_EINVAL;
+}
+
+int table_kv_type_parse(const char *s, enum table_kv_type *out)
+{
+    for (size_t i = 0; s != NULL && i < NAMES_LEN(table_kv_type_names); i++) {
+        if (strcmp(s, table_kv_type_names[i]) == 0) {
+            *out = (enum table_kv_type)i;
             return 0;
         }
     }
@@ -478,6 +500,12 @@ int table_cmd_validate(const struct table_cmd *c, char *msg, size_t msglen)
             text_check("kv value", c->u.kv.value, 0, TABLE_KV_VALUE_MAX, msg,
                        msglen) < 0)
             return BT_EINVAL;
+        if (c->op == TABLE_OP_KV_PUT &&
+            (unsigned)c->u.kv.type >= NAMES_LEN(table_kv_type_names)) {
+            setmsg(msg, msglen, "kv type %d: want json or bytes",
+                   (int)c->u.kv.type);
+            return BT_EINVAL;
+        }
         if (c->u.kv.has_if_version && c->u.kv.if_version > TABLE_VERSION_MAX) {
             setmsg(msg, msglen, "if_version: want 0..%llu",
                    (unsigned long long)TABLE_VERSION_MAX);
@@ -586,8 +614,11 @@ int table_cmd_encode(const struct table_cmd *c, uint8_t **buf, size_t *len,
     case TABLE_OP_KV_DEL:
         jadd_str(o, "table", c->u.kv.table);
         jadd_str(o, "key", c->u.kv.key);
-        if (c->op == TABLE_OP_KV_PUT)
+        if (c->op == TABLE_OP_KV_PUT) {
             jadd_str(o, "value", c->u.kv.value);
+            if (c->u.kv.type != TABLE_KV_JSON)
+                jadd_str(o, "type", table_kv_type_str(c->u.kv.type));
+        }
         if (c->u.kv.has_if_version)
             jadd_int(o, "if_version", (int64_t)c->u.kv.if_version);
         break;
@@ -978,8 +1009,8 @@ static void exec_node_del(struct table *t, uint64_t id,
 }
 
 static void exec_kv_put(struct table *t, const char *table, const char *key,
-                        const char *value, bool has_if, uint64_t if_version,
-                        struct table_result *res)
+                        const char *value, enum table_kv_type type, bool has_if,
+                        uint64_t if_version, struct table_result *res)
 {
     size_t tp, kp = 0, klen = strlen(key), vlen = strlen(value), old = 0;
     bool tfound = kvt_find(t, table, &tp), kfound = false;
@@ -1028,6 +1059,7 @@ static void exec_kv_put(struct table *t, const char *table, const char *key,
     free(e->value);
     e->value = xstrdup(value);
     e->value_len = vlen;
+    e->type = type;
     e->version = ++t->revision;
     t->kv_bytes = t->kv_bytes - old + klen + vlen;
     res->version = e->version;
@@ -1287,8 +1319,8 @@ static int dec_op(struct decoded *d, char *msg, size_t msglen)
                                              "zone", "state", NULL};
     static const char *const f_node_state[] = {"v", "op", "id", "state", NULL};
     static const char *const f_node_del[] = {"v", "op", "id", NULL};
-    static const char *const f_kv_put[] = {
-        "v", "op", "table", "key", "value", "if_version", NULL};
+    static const char *const f_kv_put[] = {"v",     "op",   "table",      "key",
+                                           "value", "type", "if_version", NULL};
     static const char *const f_kv_del[] = {"v",   "op",         "table",
                                            "key", "if_version", NULL};
     struct table_cmd *c = &d->cmd;
@@ -1338,9 +1370,20 @@ static int dec_op(struct decoded *d, char *msg, size_t msglen)
                 0 ||
             (rc = dec_str(o, "key", true, &c->u.kv.key, msg, msglen)) != 0)
             return rc;
-        if (c->op == TABLE_OP_KV_PUT &&
-            (rc = dec_str(o, "value", true, &c->u.kv.value, msg, msglen)) != 0)
-            return rc;
+        if (c->op == TABLE_OP_KV_PUT) {
+            const char *type = NULL;
+            if ((rc = dec_str(o, "value", true, &c->u.kv.value, msg, msglen)) !=
+                    0 ||
+                (rc = dec_str(o, "type", false, &type, msg, msglen)) != 0)
+                return rc;
+            c->u.kv.type = TABLE_KV_JSON;
+            if (type != NULL && table_kv_type_parse(type, &c->u.kv.type) < 0) {
+                setmsg(msg, msglen,
+                       "field \"type\": \"%s\" is not json or bytes",
+                       quote(type).s);
+                return TABLE_E_INVALID;
+            }
+        }
         if ((rc = dec_int(o, "if_version", false, 0, (int64_t)TABLE_VERSION_MAX,
                           &x, &c->u.kv.has_if_version, msg, msglen)) != 0)
             return rc;
@@ -1495,7 +1538,7 @@ void table_apply(struct table *t, uint64_t index, const uint8_t *buf,
         exec_node_del(t, c->u.node_del.id, res);
         break;
     case TABLE_OP_KV_PUT:
-        exec_kv_put(t, c->u.kv.table, c->u.kv.key, c->u.kv.value,
+        exec_kv_put(t, c->u.kv.table, c->u.kv.key, c->u.kv.value, c->u.kv.type,
                     c->u.kv.has_if_version, c->u.kv.if_version, res);
         break;
     case TABLE_OP_KV_DEL:
@@ -1576,13 +1619,26 @@ static uint64_t get_le(const uint8_t *p, size_t bytes)
     return v;
 }
 
+/* Format 1 while every kv value is JSON, so that during a rolling upgrade
+ * nodes that only read format 1 can still install this node's snapshots;
+ * format 2 once a bytes value exists. */
+static unsigned snap_format(const struct table *t)
+{
+    for (size_t i = 0; i < t->n_kv; i++)
+        for (size_t j = 0; j < t->kv[i].n; j++)
+            if (t->kv[i].entries[j].type != TABLE_KV_JSON)
+                return SNAP_FORMAT;
+    return 1;
+}
+
 int table_snapshot(const struct table *t, uint8_t **buf, size_t *len)
 {
     struct wbuf w = {0};
     size_t body, padded;
+    unsigned format = snap_format(t);
 
     w_bytes(&w, SNAP_MAGIC, 8);
-    w_u32(&w, SNAP_FORMAT);
+    w_u32(&w, format);
     w_u32(&w, 0);
     w_u64(&w, 0); /* body length, filled in below */
     w_u64(&w, t->last_index);
@@ -1628,6 +1684,8 @@ int table_snapshot(const struct table *t, uint8_t **buf, size_t *len)
             w_u32(&w, kt->entries[j].value_len);
             w_bytes(&w, kt->entries[j].value, kt->entries[j].value_len);
             w_u64(&w, kt->entries[j].version);
+            if (format >= 2)
+                w_u8(&w, kt->entries[j].type);
         }
     }
     body = w.len - SNAP_HEADER;
@@ -1798,7 +1856,7 @@ static bool restore_roles(struct rbuf *r, struct table *t)
     return true;
 }
 
-static bool restore_kv(struct rbuf *r, struct table *t)
+static bool restore_kv(struct rbuf *r, struct table *t, unsigned format)
 {
     size_t n = (size_t)r_uint(r, 4);
     if (r->bad || n > TABLE_KV_TABLES_MAX)
@@ -1826,6 +1884,10 @@ static bool restore_kv(struct rbuf *r, struct table *t)
                 return false;
             e->value_len = strlen(e->value);
             e->version = r_uint(r, 8);
+            e->type =
+                format >= 2 ? (enum table_kv_type)r_uint(r, 1) : TABLE_KV_JSON;
+            if ((unsigned)e->type >= NAMES_LEN(table_kv_type_names))
+                return false;
             t->kv_bytes += strlen(e->key) + e->value_len;
             if (r->bad || !rev_ok(t, e->version) ||
                 t->kv_bytes > TABLE_KV_BYTES_MAX ||
@@ -1845,8 +1907,8 @@ int table_restore(struct table *t, const uint8_t *buf, size_t len)
     bool ok;
 
     if (buf == NULL || len < SNAP_HEADER + SNAP_TRAILER || len % 8 != 0 ||
-        memcmp(buf, SNAP_MAGIC, 8) != 0 || get_le(buf + 8, 4) != SNAP_FORMAT ||
-        get_le(buf + 12, 4) != 0)
+        memcmp(buf, SNAP_MAGIC, 8) != 0 || get_le(buf + 8, 4) < 1 ||
+        get_le(buf + 8, 4) > SNAP_FORMAT || get_le(buf + 12, 4) != 0)
         return BT_EPROTO;
     body = get_le(buf + 16, 8);
     if (body > len - SNAP_HEADER - SNAP_TRAILER)
@@ -1867,7 +1929,8 @@ int table_restore(struct table *t, const uint8_t *buf, size_t len)
     tmp.last_index = r_uint(&r, 8);
     tmp.revision = r_uint(&r, 8);
     ok = !r.bad && restore_nodes(&r, &tmp) && restore_roles(&r, &tmp) &&
-         restore_kv(&r, &tmp) && !r.bad && r.off == end;
+         restore_kv(&r, &tmp, (unsigned)get_le(buf + 8, 4)) && !r.bad &&
+         r.off == end;
     if (!ok) {
         table_close(&tmp);
         return BT_EPROTO;

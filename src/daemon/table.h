@@ -17,13 +17,15 @@
  *   {"v":1,"op":"node_state","id":"00000000000000a1","state":"draining"}
  *   {"v":1,"op":"node_del","id":"00000000000000a1"}
  *   {"v":1,"op":"kv_put","table":"cfg","key":"k","value":"{\"a\":1}",
- *     "if_version":7}
+ *     "type":"json","if_version":7}
  *   {"v":1,"op":"kv_del","table":"cfg","key":"k","if_version":9}
  * In role_put, "args" and "env" default to [], "stop_timeout_ms" to 10000,
- * "restart" to "always"; in node_put "zone" defaults to ""; "if_version"
- * is optional. Unknown fields, wrong types, a "v" other than 1 and anything
- * but whitespace after the object make the whole entry a no-op: a replica
- * applies an entry completely or not at all, the same on every node.
+ * "restart" to "always"; in node_put "zone" defaults to ""; in kv_put
+ * "type" ("json" or "bytes", what the text holds: a JSON document, or
+ * base64 of raw bytes) defaults to "json"; "if_version" is optional. Unknown
+ * fields, wrong types, a "v" other than 1 and anything but whitespace after the
+ * object make the whole entry a no-op: a replica applies an entry completely or
+ * not at all, the same on every node.
  *
  * Revisions: the table keeps one revision counter, bumped by every entry
  * that changes something. A role's revision, a holder's revision, a node's
@@ -62,6 +64,10 @@
 #define TABLE_ENTRY_MAX (4u << 20)              /* bytes per log entry */
 #define TABLE_VERSION_MAX 0x7ffffffffffffffeull /* if_version range */
 #define TABLE_REASON_MAX 160
+/* table_snapshot's newest format: 2, kv entries carry their type. It
+ * writes format 1 (no types) while every kv value is JSON, and reads
+ * both. */
+#define TABLE_SNAP_FORMAT 2
 
 enum table_op {
     TABLE_OP_NONE = 0, /* not a command (unreadable entry) */
@@ -80,6 +86,13 @@ enum table_node_state {
     TABLE_NODE_ACTIVE = 0,
     TABLE_NODE_DRAINING,
     TABLE_NODE_LEFT,
+};
+
+/* What a kv value's text holds. The table only keeps the tag; the
+ * control layer checks the text matches it. */
+enum table_kv_type {
+    TABLE_KV_JSON = 0,  /* a JSON document */
+    TABLE_KV_BYTES = 1, /* base64 (RFC 4648, padded) of raw bytes */
 };
 
 enum table_restart {
@@ -151,7 +164,8 @@ struct table_cmd {
         struct {
             const char *table;
             const char *key;
-            const char *value; /* kv_put only */
+            const char *value;       /* kv_put only */
+            enum table_kv_type type; /* kv_put only */
             bool has_if_version;
             uint64_t if_version; /* 0: key must not exist (kv_put) */
         } kv;                    /* TABLE_OP_KV_PUT and TABLE_OP_KV_DEL */
@@ -206,6 +220,7 @@ struct table_kv {
     char *key;
     char *value;
     size_t value_len;
+    enum table_kv_type type;
     uint64_t version;
 };
 
@@ -241,10 +256,12 @@ void table_close(struct table *t);
 const char *table_op_str(enum table_op op);
 const char *table_node_state_str(enum table_node_state s);
 const char *table_restart_str(enum table_restart r);
+const char *table_kv_type_str(enum table_kv_type k); /* "json", "bytes" */
 const char *table_status_str(enum table_status s);
 /* Return 0 and *out, or BT_EINVAL for an unknown name. */
 int table_node_state_parse(const char *s, enum table_node_state *out);
 int table_restart_parse(const char *s, enum table_restart *out);
+int table_kv_type_parse(const char *s, enum table_kv_type *out);
 
 /* A definition with the defaults: everything NULL/0, stop_timeout_ms
  * TABLE_STOP_TIMEOUT_DEFAULT, restart always. */

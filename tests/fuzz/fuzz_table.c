@@ -4,7 +4,8 @@
  * snapshot. table_apply must never crash and keep the table's invariants;
  * a table must survive snapshot -> restore byte for byte; table_restore
  * must refuse junk without touching the table, and a snapshot it accepts
- * must re-serialise to exactly the same bytes. */
+ * must re-serialise to exactly the same bytes (one in an older format:
+ * to bytes that round-trip). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -98,7 +99,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (table_restore(&t, data, size) == 0) {
         fuzz_invariants(&t);
         FUZZ_CHECK(table_snapshot(&t, &after, &la) == 0);
-        FUZZ_CHECK(la == size && memcmp(after, data, size) == 0);
+        /* Written back in the same format (8-byte magic, then the format
+         * as 32-bit little endian), a snapshot comes back byte for byte;
+         * one rewritten in another (format 2 without a bytes value
+         * becomes format 1) round-trips from there. */
+        if (la >= 9 && after[8] == data[8])
+            FUZZ_CHECK(la == size && memcmp(after, data, size) == 0);
+        else
+            fuzz_round_trip(&t);
     } else {
         FUZZ_CHECK(table_snapshot(&t, &after, &la) == 0);
         FUZZ_CHECK(la == lb && memcmp(after, before, la) == 0);

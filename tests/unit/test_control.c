@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,10 +77,49 @@ static void harness_call(struct harness *h,
     pthread_mutex_unlock(&h->mu);
 }
 
+/* Deferred requests of the "later" command, answered by do_complete. */
+static struct control_ticket later[4];
+static int n_later;
+
 /* The commands the fake daemon knows. */
 static int fake_handler(void *ctx, const char *cmd, struct json_object *args,
                         struct json_object **result, char *msg, size_t msglen)
 {
+    if (strcmp(cmd, "later") == 0) {
+        assert_true(n_later < 4);
+        assert_int_equal(control_defer(&later[n_later++]), 0);
+        return CONTROL_DEFERRED;
+    }
+    if (strcmp(cmd, "early") == 0) { /* answered before the call returns */
+        struct control_ticket t;
+        assert_int_equal(control_defer(&t), 0);
+        control_complete(&t, BT_EBUSY, NULL, "early: failed at once");
+        return CONTROL_DEFERRED;
+    }
+    if (strcmp(cmd, "forgot") == 0)
+        return CONTROL_DEFERRED;        /* without control_defer: a bug */
+    if (strcmp(cmd, "watchbig") == 0) { /* a stream with a 1.5 MiB reply */
+        size_t n = 1536 * 1024;
+        char *pad = malloc(n + 1);
+        assert_non_null(pad);
+        memset(pad, 'p', n);
+        pad[n] = 0;
+        assert_int_equal(control_stream("kv/a", NULL), 0);
+        *result = json_object_new_object();
+        json_object_object_add(*result, "pad", json_object_new_string(pad));
+        free(pad);
+        return 0;
+    }
+    if (strcmp(cmd, "watch") == 0) {
+        struct json_object *t, *f;
+        json_object_object_get_ex(args, "topic", &t);
+        json_object_object_get_ex(args, "filter", &f);
+        assert_int_equal(control_stream(json_object_get_string(t),
+                                        f ? json_object_get_string(f) : NULL),
+                         0);
+        *result = json_object_new_object();
+        return 0;
+    }
     if (strcmp(cmd, "echo") == 0) {
         *result = json_object_get(args);
         return 0;
@@ -130,6 +170,60 @@ static void do_publish_many(struct harness *h, void *arg)
         json_object_object_add(ev, "pad", json_object_new_string(big));
         control_publish(h->ctl, ev);
     }
+}
+
+/* Answers the oldest deferred request: ok with {"n": i} or an error. */
+static void do_complete(struct harness *h, void *arg)
+{
+    (void)h;
+    int i = *(int *)arg;
+    struct control_ticket t = later[0];
+    memmove(later, later + 1, sizeof(later[0]) * 3);
+    n_later--;
+    if (i < 0) {
+        control_complete(&t, BT_ECONFLICT, NULL, "later: conflict");
+        return;
+    }
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "n", json_object_new_int(i));
+    control_complete(&t, 0, o, NULL);
+    assert_null(t.ctl);                                      /* used up */
+    control_complete(&t, 0, json_object_new_object(), NULL); /* no-op */
+}
+
+/* Answers the oldest deferred request as a stream of "kv/a". */
+static void do_complete_stream(struct harness *h, void *arg)
+{
+    (void)h;
+    (void)arg;
+    struct control_ticket t = later[0];
+    memmove(later, later + 1, sizeof(later[0]) * 3);
+    n_later--;
+    control_complete_stream(&t, json_object_new_object(), "kv/a", NULL);
+}
+
+struct pub {
+    const char *topic, *key, *json;
+};
+
+static void do_publish_stream(struct harness *h, void *arg)
+{
+    const struct pub *p = arg;
+    control_publish_stream(h->ctl, p->topic, p->key, "kv",
+                           json_tokener_parse(p->json));
+}
+
+static void do_count_streams(struct harness *h, void *arg)
+{
+    *(size_t *)arg = control_stream_count(h->ctl, "kv/a");
+}
+
+static void do_defer_outside(struct harness *h, void *arg)
+{
+    struct control_ticket t;
+    (void)h;
+    *(int *)arg = control_defer(&t) == BT_ESTATE &&
+                  control_stream("x", NULL) == BT_ESTATE;
 }
 
 static int harness_setup(void **state)
@@ -219,7 +313,8 @@ static int client_line(int fd, char *buf, size_t size)
          * unread bytes in its buffer */
         if (n == 0 && (r == 0 || (r < 0 && errno == ECONNRESET)))
             return -1;
-        assert_true(r == 1); /* fails on timeout or cut-off line */
+        if (r != 1)
+            fail_msg("recv: %zd after '%.*s'", r, (int)n, buf);
         if (ch == '\n')
             break;
         assert_true(n + 1 < size);
@@ -356,7 +451,7 @@ static void test_control_request_oversize_closes(void **state)
     memset(big, 'a', len);
     client_send(fd, big, len);
     expect_line(fd, "{\"ok\":false,\"error\":{\"code\":\"ETOOBIG\",\"message\":"
-                    "\"request longer than 65536 bytes\"}}");
+                    "\"request longer than 1048576 bytes\"}}");
     expect_eof(fd);
     close(fd);
 
@@ -642,6 +737,131 @@ static void test_control_request_random_garbage_survives(void **state)
     close(fd);
 }
 
+/* A deferred reply holds back the requests after it, so replies stay in
+ * order; a closed client's ticket is dropped quietly. */
+static void test_control_deferred_replies_in_order(void **state)
+{
+    struct harness *h = *state;
+    int fd = client_connect(h->path), i;
+    n_later = 0;
+    client_sends(fd, "{\"cmd\":\"later\"}\n{\"cmd\":\"echo\",\"args\":"
+                     "{\"x\":1}}\n{\"cmd\":\"later\"}\n");
+    /* nothing arrives before the first completes */
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char ch;
+    assert_true(recv(fd, &ch, 1, 0) < 0);
+    tv.tv_sec = 5;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    i = 7;
+    harness_call(h, do_complete, &i);
+    expect_line(fd, "{\"ok\":true,\"result\":{\"n\":7}}");
+    expect_line(fd, "{\"ok\":true,\"result\":{\"x\":1}}");
+    i = -1;
+    harness_call(h, do_complete, &i);
+    expect_error(fd, "ECONFLICT", "later: conflict");
+    client_sends(fd, "{\"cmd\":\"echo\"}\n");
+    expect_line(fd, "{\"ok\":true,\"result\":{}}");
+    client_sends(fd, "{\"cmd\":\"early\"}\n{\"cmd\":\"echo\",\"args\":"
+                     "{\"y\":2}}\n");
+    expect_error(fd, "EBUSY", "early: failed at once");
+    expect_line(fd, "{\"ok\":true,\"result\":{\"y\":2}}");
+    client_sends(fd, "{\"cmd\":\"forgot\"}\n");
+    expect_error(fd, "EIO", "no reply");
+    close(fd);
+    /* the client goes away before its reply */
+    fd = client_connect(h->path);
+    client_sends(fd, "{\"cmd\":\"later\"}\n");
+    usleep(100000);
+    close(fd);
+    usleep(100000);
+    i = 1;
+    harness_call(h, do_complete, &i);
+    harness_call(h, do_defer_outside, &i);
+    assert_int_equal(i, 1);
+}
+
+/* Streams get what is published on their topic (exact, or by a '*'
+ * pattern on either side), filtered by key prefix. */
+static void test_control_streams_topics_and_filters(void **state)
+{
+    struct harness *h = *state;
+    int a = client_connect(h->path), all = client_connect(h->path),
+        pre = client_connect(h->path), ev = client_connect(h->path);
+    size_t n;
+    client_sends(a, "{\"cmd\":\"watch\",\"args\":{\"topic\":\"kv/a\"}}\n");
+    expect_line(a, "{\"ok\":true,\"result\":{}}");
+    client_sends(all, "{\"cmd\":\"watch\",\"args\":{\"topic\":\"kv/*\"}}\n");
+    expect_line(all, "{\"ok\":true,\"result\":{}}");
+    client_sends(pre, "{\"cmd\":\"watch\",\"args\":{\"topic\":\"kv/a\","
+                      "\"filter\":\"p/\"}}\n");
+    expect_line(pre, "{\"ok\":true,\"result\":{}}");
+    client_sends(ev, "{\"cmd\":\"events\"}\n");
+    expect_line(ev, "{\"ok\":true,\"result\":{\"subscribed\":true}}");
+    n_later = 0;
+    int late = client_connect(h->path);
+    client_sends(late, "{\"cmd\":\"later\"}\n");
+    usleep(50000);
+    harness_call(h, do_complete_stream, NULL);
+    expect_line(late, "{\"ok\":true,\"result\":{}}");
+    harness_call(h, do_count_streams, &n);
+    assert_int_equal(n, 4);
+    struct pub p1 = {"kv/a", "x", "{\"i\":1}"},
+               p2 = {"kv/b", "p/y", "{\"i\":2}"},
+               p3 = {"kv/a", "p/z", "{\"i\":3}"},
+               p4 = {"kv/*", NULL, "{\"op\":\"resync\"}"};
+    harness_call(h, do_publish_stream, &p1);
+    harness_call(h, do_publish_stream, &p2);
+    harness_call(h, do_publish_stream, &p3);
+    harness_call(h, do_publish_stream, &p4);
+    harness_call(h, do_publish, "{\"kind\":\"member\"}");
+    expect_line(a, "{\"kv\":{\"i\":1}}");
+    expect_line(late, "{\"kv\":{\"i\":1}}");
+    expect_line(late, "{\"kv\":{\"i\":3}}");
+    close(late);
+    expect_line(a, "{\"kv\":{\"i\":3}}");
+    expect_line(a, "{\"kv\":{\"op\":\"resync\"}}");
+    expect_line(all, "{\"kv\":{\"i\":1}}");
+    expect_line(all, "{\"kv\":{\"i\":2}}");
+    expect_line(all, "{\"kv\":{\"i\":3}}");
+    expect_line(all, "{\"kv\":{\"op\":\"resync\"}}");
+    expect_line(pre, "{\"kv\":{\"i\":3}}");
+    expect_line(pre, "{\"kv\":{\"op\":\"resync\"}}");
+    expect_line(ev, "{\"event\":{\"kind\":\"member\"}}");
+    /* the events stream got no kv line, the kv streams no event */
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    char ch;
+    int fds[] = {a, all, pre, ev};
+    for (int i = 0; i < 4; i++) {
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        assert_true(recv(fds[i], &ch, 1, 0) < 0);
+        close(fds[i]);
+    }
+}
+
+/* A stream's first reply does not count toward its backlog: a change
+ * published while a 1.5 MiB reply is still unread reaches the client. */
+static void test_control_stream_big_first_reply(void **state)
+{
+    struct harness *h = *state;
+    int fd = client_connect(h->path);
+    size_t n;
+    client_sends(fd, "{\"cmd\":\"watchbig\"}\n");
+    do {
+        harness_call(h, do_count_streams, &n);
+    } while (n == 0);
+    struct pub p = {"kv/a", "k", "{\"i\":1}"};
+    harness_call(h, do_publish_stream, &p);
+    harness_call(h, do_count_streams, &n);
+    assert_int_equal(n, 1);
+    char *buf = malloc(2 << 20);
+    assert_non_null(buf);
+    assert_true(client_line(fd, buf, 2 << 20) > 1536 * 1024);
+    free(buf);
+    expect_line(fd, "{\"kv\":{\"i\":1}}");
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -685,7 +905,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_control_client_half_close_gets_replies, server_setup,
             harness_teardown),
+        cmocka_unit_test_setup_teardown(test_control_deferred_replies_in_order,
+                                        server_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_control_streams_topics_and_filters,
+                                        server_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_control_stream_big_first_reply,
+                                        server_setup, harness_teardown),
     };
     log_init("test_control", LOG_LVL_ERROR);
+    signal(SIGPIPE, SIG_IGN); /* as the daemon: writes to gone clients */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1274,6 +1274,89 @@ static void reseal(uint8_t *s)
         s[24 + body + i] = (uint8_t)(h >> (8 * i));
 }
 
+/* A bytes value keeps its type through the log entry and a snapshot; an
+ * unknown type refuses the entry. */
+static void test_table_kv_type_round_trip(void **state)
+{
+    struct table t, u;
+    struct table_result res;
+    uint8_t *buf;
+    size_t len;
+    char msg[160];
+    (void)state;
+    table_init(&t);
+    struct table_cmd c = {.op = TABLE_OP_KV_PUT};
+    c.u.kv.table = "blobs";
+    c.u.kv.key = "k";
+    c.u.kv.value = "AAEC";
+    c.u.kv.type = TABLE_KV_BYTES;
+    assert_int_equal(apply_cmd(&t, 1, &c, &res), TABLE_OK);
+    assert_int_equal(kv_put(&t, 2, "blobs", "j", "[1]", false, 0, &res),
+                     TABLE_OK);
+    assert_int_equal(table_kv_get(&t, "blobs", "k")->type, TABLE_KV_BYTES);
+    assert_int_equal(table_kv_get(&t, "blobs", "j")->type, TABLE_KV_JSON);
+    assert_int_equal(table_snapshot(&t, &buf, &len), 0);
+    table_init(&u);
+    assert_int_equal(table_restore(&u, buf, len), 0);
+    assert_int_equal(table_kv_get(&u, "blobs", "k")->type, TABLE_KV_BYTES);
+    assert_string_equal(table_kv_get(&u, "blobs", "k")->value, "AAEC");
+    assert_int_equal(table_kv_get(&u, "blobs", "j")->type, TABLE_KV_JSON);
+    free(buf);
+    c.u.kv.type = (enum table_kv_type)7;
+    assert_int_equal(table_cmd_encode(&c, &buf, &len, msg, sizeof(msg)),
+                     BT_EINVAL);
+    const char *bad = "{\"v\":1,\"op\":\"kv_put\",\"table\":\"blobs\","
+                      "\"key\":\"k\",\"value\":\"x\",\"type\":\"raw\"}";
+    table_apply(&t, 3, (const uint8_t *)bad, strlen(bad), &res);
+    assert_int_equal(res.status, TABLE_E_INVALID);
+    assert_string_equal(table_kv_get(&t, "blobs", "k")->value, "AAEC");
+    table_close(&t);
+    table_close(&u);
+}
+
+/* Format 1 (no kv types, what older daemons read) while every value is
+ * JSON; format 2 once a bytes value exists; both restore. */
+static void test_table_snapshot_format_by_content(void **state)
+{
+    struct table t, u;
+    struct table_result res;
+    uint8_t *buf;
+    size_t len;
+    (void)state;
+    table_init(&t);
+    assert_int_equal(kv_put(&t, 1, "cfg", "a", "{}", false, 0, &res), TABLE_OK);
+    assert_int_equal(table_snapshot(&t, &buf, &len), 0);
+    assert_int_equal(buf[8], 1);
+    table_init(&u);
+    assert_int_equal(table_restore(&u, buf, len), 0);
+    assert_string_equal(table_kv_get(&u, "cfg", "a")->value, "{}");
+    assert_int_equal(table_kv_get(&u, "cfg", "a")->type, TABLE_KV_JSON);
+    free(buf);
+    struct table_cmd c = {.op = TABLE_OP_KV_PUT};
+    c.u.kv.table = "cfg";
+    c.u.kv.key = "b";
+    c.u.kv.value = "AA==";
+    c.u.kv.type = TABLE_KV_BYTES;
+    assert_int_equal(apply_cmd(&t, 2, &c, &res), TABLE_OK);
+    assert_int_equal(table_snapshot(&t, &buf, &len), 0);
+    assert_int_equal(buf[8], TABLE_SNAP_FORMAT);
+    assert_int_equal(table_restore(&u, buf, len), 0);
+    assert_int_equal(table_kv_get(&u, "cfg", "b")->type, TABLE_KV_BYTES);
+    /* a type byte out of range is refused, the table kept */
+    size_t at = 0;
+    for (size_t k = 0; k + 4 <= len; k++)
+        if (memcmp(buf + k, "AA==", 4) == 0)
+            at = k + 4 + 8; /* the value, its version, then the type */
+    assert_true(at > 0 && buf[at] == TABLE_KV_BYTES);
+    buf[at] = 9;
+    reseal(buf);
+    assert_int_equal(table_restore(&u, buf, len), BT_EPROTO);
+    assert_int_equal(table_kv_get(&u, "cfg", "b")->type, TABLE_KV_BYTES);
+    free(buf);
+    table_close(&t);
+    table_close(&u);
+}
+
 static void test_table_restore_truncated_or_corrupt_fails_intact(void **state)
 {
     struct table a, b;
@@ -1316,7 +1399,10 @@ static void test_table_restore_truncated_or_corrupt_fails_intact(void **state)
     copy[0] = 'X';
     assert_int_equal(table_restore(&b, copy, l), BT_EPROTO);
     memcpy(copy, s, l);
-    copy[8] = 2;
+    copy[8] = 3; /* a format from the future */
+    assert_int_equal(table_restore(&b, copy, l), BT_EPROTO);
+    memcpy(copy, s, l);
+    copy[8] = 0;
     assert_int_equal(table_restore(&b, copy, l), BT_EPROTO);
     /* Random garbage of the right shape. */
     rng_state = 0x1234567;
@@ -1530,6 +1616,8 @@ int main(void)
         cmocka_unit_test(test_table_snapshot_restore_identical_bytes),
         cmocka_unit_test(test_table_snapshot_empty_table_round_trip),
         cmocka_unit_test(test_table_restore_truncated_or_corrupt_fails_intact),
+        cmocka_unit_test(test_table_kv_type_round_trip),
+        cmocka_unit_test(test_table_snapshot_format_by_content),
         cmocka_unit_test(test_table_apply_random_sequence_deterministic),
         cmocka_unit_test(test_table_apply_random_bytes_never_crash),
     };

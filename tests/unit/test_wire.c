@@ -32,10 +32,10 @@ static void test_wire_header_encode_layout(void **state)
     const uint8_t want[WIRE_HEADER_LEN] = {0xBE, 0x70, 1,    20,
                                            0x00, 0x00, 0x01, 0x02};
     assert_memory_equal(h, want, sizeof(want));
-    /* The length is big-endian: 64 KiB is 00 01 00 00. */
+    /* The length is big-endian: 1 MiB is 00 10 00 00. */
     assert_int_equal(wire_header_encode(h, WIRE_MERGE, WIRE_MAX_PAYLOAD), 0);
     const uint8_t want_max[WIRE_HEADER_LEN] = {0xBE, 0x70, 1,    26,
-                                               0x00, 0x01, 0x00, 0x00};
+                                               0x00, 0x10, 0x00, 0x00};
     assert_memory_equal(h, want_max, sizeof(want_max));
 }
 
@@ -109,7 +109,7 @@ static void test_wire_decode_oversized_length(void **state)
     const uint8_t huge[WIRE_HEADER_LEN] = {0xBE, 0x70, 1,    WIRE_SYNC,
                                            0xFF, 0xFF, 0xFF, 0xFF};
     const uint8_t one_over[WIRE_HEADER_LEN] = {0xBE, 0x70, 1,    WIRE_SYNC,
-                                               0x00, 0x01, 0x00, 0x01};
+                                               0x00, 0x10, 0x00, 0x01};
     struct wire_frame f;
     size_t used = 99;
 
