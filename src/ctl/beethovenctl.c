@@ -16,22 +16,8 @@
 #include "beethoven/beethoven.h"
 #include "ctl.h"
 
-struct ctl {
-    const char *socket; /* resolved path */
-    const struct output *out;
-    int timeout_ms; /* per request; 0 = none */
-};
-
-struct command {
-    const char *name;
-    const char *usage; /* after "beethovenctl " */
-    const char *summary;
-    const char *help; /* paragraphs after the usage line */
-    int (*run)(struct ctl *ctl, int argc, char **argv);
-};
-
-static const char *prog = "beethovenctl";
-static volatile sig_atomic_t ctl_interrupted;
+const char *const ctl_prog = "beethovenctl";
+volatile sig_atomic_t ctl_interrupted;
 
 static int cmd_status(struct ctl *ctl, int argc, char **argv);
 static int cmd_nodes(struct ctl *ctl, int argc, char **argv);
@@ -168,6 +154,96 @@ static const struct command commands[] = {
      "\"reason\"} when off; else enabled, imds_url, vm (null while unknown),\n"
      "instance, poll, events and eviction (fields in docs/control.md).\n",
      cmd_azure},
+    {"hw", "hw [--history N]", "show this node's CPU and RAM use and history",
+     "Shows the CPU and RAM use the daemon samples from /proc (the latest\n"
+     "sample, RAM also in bytes), the sampling interval, and the latest N\n"
+     "samples as a table TIME (UTC) CPU% RAM%, oldest first.\n"
+     "  --history N   samples to show, 0..100000 (default: 12; with --json\n"
+     "                the daemon's default, 60)\n"
+     "With --json, prints the daemon's object as is: interval_ms,\n"
+     "history_max, cpu {percent, history}, ram {percent, used_bytes,\n"
+     "total_bytes, history}; percent is null before the first sample and\n"
+     "history holds {\"t\": unix ms, \"v\": percent} objects.\n",
+     cmd_hw},
+    {"signal", "signal NAME [--type T] [--weight W] [--inc | --dec | --set V]",
+     "define or update a busyness signal of this node",
+     "Defines or updates this node's signal NAME, which adds to its\n"
+     "allocator score: a count adds value x weight, a percent\n"
+     "e^(0.05 x value) x weight, a pre_processed value x weight.\n"
+     "  --type T     count, percent or pre_processed (needed the first time)\n"
+     "  --weight W   weight, 0..1000000 (default 1 for a new signal)\n"
+     "  --inc        add 1 to a count\n"
+     "  --dec        take 1 from a count (it stays at 0)\n"
+     "  --set V      set the value (percent: 0..100)\n"
+     "The built-in signals cpu, ram and roles take --weight only. A NAME\n"
+     "that starts with '-' goes after '--'. Prints\n"
+     "name=... type=... weight=... value=... contribution=...; with\n"
+     "--json the daemon's signal object as is. A daemon refusal (another\n"
+     "type than the signal has, a value out of range) exits 1 (EINVAL).\n",
+     cmd_signal},
+    {"signals", "signals", "list this node's signals and its score",
+     "Prints this node's allocator score, then its signals: NAME TYPE\n"
+     "WEIGHT VALUE CONTRIBUTION BUILTIN.\n"
+     "With --json, prints the daemon's object as is: {\"score\": S,\n"
+     "\"signals\": [{name, type, weight, value, contribution, builtin}]}.\n",
+     cmd_signals},
+    {"allocate", "allocate", "name the least busy active node",
+     "Prints the active node with the lowest allocator score as\n"
+     "<name> <id> <address> score=<score>; a node whose score has not\n"
+     "reached this node yet is named only when no node's has (score=-).\n"
+     "No active node is an error (ENOTFOUND, exit 1).\n"
+     "With --json, prints the daemon's object {id, name, address, score}.\n",
+     cmd_allocate},
+    {"allocation-list", "allocation-list",
+     "list the active nodes from least to most busy",
+     "Lists the active nodes from least to most busy: ID NAME ADDRESS\n"
+     "STATUS SCORE, this node marked with '*'; nodes whose score has not\n"
+     "reached this node yet come last with score '-'.\n"
+     "With --json, prints the daemon's array as is: objects with id, name,\n"
+     "address, score (null while unknown), status and self.\n",
+     cmd_allocation_list},
+    {"kv", "kv get|put|del|ls|watch ...",
+     "read, write and watch the replicated key/value tables",
+     "Replicated key/value tables, written through the Raft log and\n"
+     "readable on every node. Tables: 1..63 characters of A-Z a-z 0-9 _ . -\n"
+     "(a table exists once a key was written); keys: 1..256 bytes of UTF-8.\n"
+     "\n"
+     "  kv get TABLE KEY\n"
+     "      Prints the value as stored: a bytes value exactly, a JSON value\n"
+     "      as compact JSON and a newline. --json: the daemon's object\n"
+     "      {table, key, type, value | value_b64, version, revision}.\n"
+     "  kv put TABLE KEY VALUE|- [--type bytes|json] [--if-version N]\n"
+     "      Stores VALUE (or standard input for '-'): its bytes, or with\n"
+     "      --type json one JSON document, at most 24 levels deep and\n"
+     "      without NaN or Infinity (else EINVAL, exit 2). Limits: 49152\n"
+     "      bytes; JSON 65536 bytes of compact text (ETOOBIG, exit 1).\n"
+     "      --if-version N writes only if the key's version is N (0: only\n"
+     "      if the key does not exist), else ECONFLICT (exit 1). Prints\n"
+     "      version=<V>; with --json the object {table, key, version,\n"
+     "      revision} (--json changes the output only).\n"
+     "  kv del TABLE KEY [--if-version N]\n"
+     "      Deletes KEY. Prints revision=<R>; --json {table, key, revision}.\n"
+     "  kv ls [TABLE [--prefix P] [--values]]\n"
+     "      Without TABLE lists the tables: TABLE KEYS BYTES. With TABLE\n"
+     "      its keys (those starting with P): KEY TYPE VERSION BYTES, and\n"
+     "      VALUE with --values. --json: the daemon's object as is.\n"
+     "  kv watch [TABLE] [--prefix P] [--initial]\n"
+     "      Follows the changes of TABLE (of every table without it), one\n"
+     "      line each, in order, until interrupted (exit 0) or the daemon\n"
+     "      goes away (exit 3): revision=<R> op=put table=<T> key=<K>\n"
+     "      version=<V> type=<json|bytes> value=<value>, or op=del\n"
+     "      without version, type and value, or op=resync when the node\n"
+     "      reloaded its tables from a snapshot (changes up to R were not\n"
+     "      shown one by one). --initial first prints the matching\n"
+     "      entries as op=initial lines. --json prints each change object\n"
+     "      as the daemon sends it, one per line.\n"
+     "\n"
+     "Keys and bytes values that are not plain words are printed quoted,\n"
+     "with \\\" \\\\ \\n \\t \\r and \\xNN escapes. An unknown table or\n"
+     "key is ENOTFOUND (exit 1); a bad name or key is a usage error (exit\n"
+     "2), with --json too. Keys and values that start with '-' go after\n"
+     "'--' (kv put --if-version 3 -- t -k -v).\n",
+     cmd_kv},
     {"help", "help [COMMAND]", "show help for the tool or a command",
      "Without COMMAND, shows the tool's usage and commands; with one, that\n"
      "command's help.\n",
@@ -185,7 +261,7 @@ static void ctl_usage(FILE *f)
             "[ARGS]\n\n"
             "Talks to the local beethovend over its control socket.\n\n"
             "Commands:\n",
-            prog);
+            ctl_prog);
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strlen(commands[i].usage) > 24)
             fprintf(f, "  %s\n  %-24s %s\n", commands[i].usage, "",
@@ -213,19 +289,19 @@ static void ctl_usage(FILE *f)
             "  3  the daemon is unreachable (socket absent or refused, "
             "permission denied,\n"
             "     no answer in time, connection lost)\n",
-            BT_SOCKET_ENV, BT_DEFAULT_SOCKET, BT_DEFAULT_TIMEOUT_MS, prog);
+            BT_SOCKET_ENV, BT_DEFAULT_SOCKET, BT_DEFAULT_TIMEOUT_MS, ctl_prog);
 }
 
 static void ctl_command_help(FILE *f, const struct command *cmd)
 {
-    fprintf(f, "usage: %s [OPTIONS] %s\n\n%s", prog, cmd->usage, cmd->help);
+    fprintf(f, "usage: %s [OPTIONS] %s\n\n%s", ctl_prog, cmd->usage, cmd->help);
     fprintf(f,
             "\nOPTIONS are --socket, --json and --timeout; '%s --help'\n"
             "explains them and lists the exit codes.\n",
-            prog);
+            ctl_prog);
 }
 
-static const struct command *ctl_find(const char *name)
+const struct command *ctl_find(const char *name)
 {
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (strcmp(commands[i].name, name) == 0)
@@ -233,24 +309,23 @@ static const struct command *ctl_find(const char *name)
     return NULL;
 }
 
-static int ctl_usage_error(const struct command *cmd, const char *fmt,
-                           const char *arg)
+int ctl_usage_error(const struct command *cmd, const char *fmt, const char *arg)
 {
-    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, "%s: ", ctl_prog);
     if (cmd != NULL)
         fprintf(stderr, "%s: ", cmd->name);
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\n");
     if (cmd != NULL)
-        fprintf(stderr, "usage: %s [OPTIONS] %s\n", prog, cmd->usage);
+        fprintf(stderr, "usage: %s [OPTIONS] %s\n", ctl_prog, cmd->usage);
     else
-        fprintf(stderr, "Try '%s --help'.\n", prog);
+        fprintf(stderr, "Try '%s --help'.\n", ctl_prog);
     return CTL_EXIT_USAGE;
 }
 
 /* ---- talking to the daemon ---- */
 
-static int ctl_open(struct ctl *ctl, struct bt_client **c)
+int ctl_open(struct ctl *ctl, struct bt_client **c)
 {
     int rc = bt_open(ctl->socket, c);
     int err = errno;
@@ -262,35 +337,43 @@ static int ctl_open(struct ctl *ctl, struct bt_client **c)
         fprintf(stderr,
                 "%s: cannot connect to %s: %s (run as root or as a member of "
                 "the socket's group)\n",
-                prog, ctl->socket, strerror(err));
+                ctl_prog, ctl->socket, strerror(err));
     else if (rc == BT_ECONNECT || rc == BT_ETIMEDOUT)
         fprintf(stderr,
                 "%s: cannot connect to %s: %s (is beethovend running? set "
                 "--socket or %s)\n",
-                prog, ctl->socket, strerror(err), BT_SOCKET_ENV);
+                ctl_prog, ctl->socket, strerror(err), BT_SOCKET_ENV);
     else
-        fprintf(stderr, "%s: cannot connect to %s: %s\n", prog, ctl->socket,
+        fprintf(stderr, "%s: cannot connect to %s: %s\n", ctl_prog, ctl->socket,
                 rc == BT_EINVAL ? "invalid socket path" : strerror(err));
     return rc == BT_EINVAL ? CTL_EXIT_USAGE : CTL_EXIT_UNREACHABLE;
 }
 
 /* Reports a failed call and picks the exit code. */
-static int ctl_fail(struct bt_client *c, const char *what, int rc)
+int ctl_fail(struct bt_client *c, const char *what, int rc)
 {
     const char *msg = bt_last_error(c);
     size_t wlen = strlen(what);
+    char alt[64];
+
+    /* messages usually start with "<command>:" already (the library's
+     * and the daemon's for "kv put" with "kv_put:") */
+    snprintf(alt, sizeof(alt), "%s", what);
+    for (char *p = alt; *p != '\0'; p++)
+        if (*p == ' ' || *p == '-')
+            *p = '_';
+    if ((strncmp(msg, what, wlen) == 0 || strncmp(msg, alt, wlen) == 0) &&
+        msg[wlen] == ':')
+        msg += wlen + 1 + (msg[wlen + 1] == ' ');
     if (msg[0] == '\0')
         msg = "unexpected error";
-    /* messages usually start with "<command>:" already */
-    if (strncmp(msg, what, wlen) == 0 && msg[wlen] == ':')
-        fprintf(stderr, "%s: %s", prog, msg);
-    else
-        fprintf(stderr, "%s: %s: %s", prog, what, msg);
+    fprintf(stderr, "%s: %s: %s", ctl_prog, what, msg);
     if (bt_last_error_code(c)[0] != '\0') { /* the daemon said no */
         fprintf(stderr, " (%s)\n", bt_last_error_code(c));
         return CTL_EXIT_NEGATIVE;
     }
-    fprintf(stderr, "\n");
+    /* a limit the library checked itself reads like the daemon's */
+    fprintf(stderr, "%s\n", rc == BT_ETOOBIG ? " (ETOOBIG)" : "");
     switch (rc) {
     case BT_ECONNECT:
     case BT_EPERM:
@@ -300,6 +383,14 @@ static int ctl_fail(struct bt_client *c, const char *what, int rc)
     default:
         return CTL_EXIT_NEGATIVE;
     }
+}
+
+int ctl_fail_input(struct bt_client *c, const char *what, int rc)
+{
+    int ex = ctl_fail(c, what, rc);
+    if (rc == BT_EINVAL && bt_last_error_code(c)[0] == '\0')
+        return CTL_EXIT_USAGE;
+    return ex;
 }
 
 static bool ctl_is_help(const char *a)
@@ -375,10 +466,19 @@ static void ctl_on_signal(int sig)
     ctl_interrupted = 1;
 }
 
+void ctl_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = ctl_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 static int cmd_events(struct ctl *ctl, int argc, char **argv)
 {
     const struct command *cmd = ctl_find("events");
-    struct sigaction sa;
     struct bt_client *c;
     bool replay = false;
     int rc, ex;
@@ -389,12 +489,7 @@ static int cmd_events(struct ctl *ctl, int argc, char **argv)
         else
             return ctl_usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = ctl_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
+    ctl_catch_signals();
     if ((ex = ctl_open(ctl, &c)) != 0)
         return ex;
     rc = bt_events_subscribe(c, replay);
@@ -414,7 +509,7 @@ static int cmd_events(struct ctl *ctl, int argc, char **argv)
             continue; /* nothing yet, or a line we do not understand */
         } else if (rc == BT_ECLOSED) {
             fprintf(stderr, "%s: events: the daemon closed the connection\n",
-                    prog);
+                    ctl_prog);
             ex = CTL_EXIT_UNREACHABLE;
             break;
         } else {
@@ -460,7 +555,7 @@ static int cmd_ready(struct ctl *ctl, int argc, char **argv)
         rc = bt_until_ready(ctl->socket,
                             secs >= INT_MAX ? INT_MAX : (int)(secs + 0.5));
         if (rc == BT_EINVAL) {
-            fprintf(stderr, "%s: ready: invalid socket path %s\n", prog,
+            fprintf(stderr, "%s: ready: invalid socket path %s\n", ctl_prog,
                     ctl->socket);
             return CTL_EXIT_USAGE;
         }
@@ -550,7 +645,7 @@ static int cmd_whois(struct ctl *ctl, int argc, char **argv)
     if (role == NULL || role[0] == '\0')
         return ctl_usage_error(cmd, "%s", "a role name is required");
     if (ctl->out->raw && (args = ctl_json_arg("role", role)) == NULL) {
-        fprintf(stderr, "%s: out of memory\n", prog);
+        fprintf(stderr, "%s: out of memory\n", ctl_prog);
         return CTL_EXIT_NEGATIVE;
     }
     if ((ex = ctl_open(ctl, &c)) != 0) {
@@ -566,8 +661,8 @@ static int cmd_whois(struct ctl *ctl, int argc, char **argv)
     } else {
         ctl->out->whois(holders, count, json);
         if (count == 0 && !ctl->out->raw)
-            fprintf(stderr, "%s: whois: no node holds role '%s' now\n", prog,
-                    role);
+            fprintf(stderr, "%s: whois: no node holds role '%s' now\n",
+                    ctl_prog, role);
         ex = CTL_EXIT_OK;
     }
     free(args);
@@ -787,7 +882,7 @@ static int cmd_recover(struct ctl *ctl, int argc, char **argv)
             "refuses while a leader exists or a majority of voters is "
             "alive.\n"
             "Run '%s recover --yes' on the one surviving node you choose.\n",
-            prog, prog);
+            ctl_prog, ctl_prog);
         return CTL_EXIT_USAGE;
     }
     if ((ex = ctl_open(ctl, &c)) != 0)
@@ -805,7 +900,7 @@ static int cmd_recover(struct ctl *ctl, int argc, char **argv)
         rc = bt_recover(c, s.node_id);
     }
     if (rc == BT_ENOMEM && args == NULL && ctl->out->raw) {
-        fprintf(stderr, "%s: out of memory\n", prog);
+        fprintf(stderr, "%s: out of memory\n", ctl_prog);
         ex = CTL_EXIT_NEGATIVE;
     } else if (rc < 0) {
         ex = ctl_fail(c, "recover", rc);
@@ -830,7 +925,7 @@ static int cmd_azure(struct ctl *ctl, int argc, char **argv)
     if (argc > 0)
         return ctl_usage_error(cmd, "unexpected argument '%s'", argv[0]);
     if (!ctl->out->raw && (a = malloc(sizeof(*a))) == NULL) {
-        fprintf(stderr, "%s: out of memory\n", prog);
+        fprintf(stderr, "%s: out of memory\n", ctl_prog);
         return CTL_EXIT_NEGATIVE;
     }
     if ((ex = ctl_open(ctl, &c)) != 0) {
@@ -872,6 +967,13 @@ static int cmd_help(struct ctl *ctl, int argc, char **argv)
 
 /* ---- main ---- */
 
+/* Commands that parse "--" themselves (main passes it on): their
+ * arguments may start with '-'. */
+static bool ctl_takes_dashdash(const struct command *cmd)
+{
+    return cmd->run == cmd_kv || cmd->run == cmd_signal;
+}
+
 /* Takes the value of option opt: "--opt=value" or the next argument. */
 static const char *ctl_optval(const char *opt, size_t optlen, int argc,
                               char **argv, int *i)
@@ -896,12 +998,12 @@ int main(int argc, char **argv)
     struct ctl ctl = {.out = &output_text, .timeout_ms = BT_DEFAULT_TIMEOUT_MS};
     const struct command *cmd = NULL;
     const char *socket = NULL, *val;
-    char **args = calloc((size_t)argc + 1, sizeof(*args));
+    char **args = calloc((size_t)argc + 2, sizeof(*args));
     int nargs = 0, ex;
     bool help = false, dashdash = false;
 
     if (args == NULL) {
-        fprintf(stderr, "%s: out of memory\n", prog);
+        fprintf(stderr, "%s: out of memory\n", ctl_prog);
         return CTL_EXIT_NEGATIVE;
     }
     for (int i = 1; i < argc; i++) {
@@ -913,11 +1015,17 @@ int main(int argc, char **argv)
                     free(args);
                     return ctl_usage_error(NULL, "unknown command '%s'", a);
                 }
+                if (dashdash && ctl_takes_dashdash(cmd))
+                    args[nargs++] = (char *)"--";
             } else {
                 args[nargs++] = argv[i];
             }
         } else if (strcmp(a, "--") == 0) {
+            /* the rest are arguments; kv and signal see the "--" too, so
+             * that their keys, values and names may start with '-' */
             dashdash = true;
+            if (cmd != NULL && ctl_takes_dashdash(cmd))
+                args[nargs++] = argv[i];
         } else if (ctl_opt_is(a, "-s", "--socket")) {
             val = ctl_optval(a, a[1] == 's' ? 2 : 8, argc, argv, &i);
             if (val == NULL || val[0] == '\0') {
@@ -948,7 +1056,7 @@ int main(int argc, char **argv)
         } else if (ctl_is_help(a)) {
             help = true;
         } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
-            printf("%s %s\n", prog, bt_version());
+            printf("%s %s\n", ctl_prog, bt_version());
             free(args);
             return CTL_EXIT_OK;
         } else if (cmd != NULL) {
@@ -971,7 +1079,8 @@ int main(int argc, char **argv)
     ex = cmd->run(&ctl, nargs, args);
     free(args);
     if (fflush(stdout) != 0 && ex == CTL_EXIT_OK) {
-        fprintf(stderr, "%s: cannot write output: %s\n", prog, strerror(errno));
+        fprintf(stderr, "%s: cannot write output: %s\n", ctl_prog,
+                strerror(errno));
         ex = CTL_EXIT_NEGATIVE;
     }
     return ex;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* beethovenctl printers: aligned text for people, the daemon's own JSON for
  * scripts (one value per command, one object per line for events). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 
@@ -438,6 +440,374 @@ static void text_azure(const struct bt_azure *a, const char *json)
     text_azure_events(a);
 }
 
+/* ---- hw, signals, allocator ---- */
+
+/* A percentage with one decimal, "-" while unknown. */
+static void text_percent(char *buf, size_t size, int known, double v)
+{
+    if (known)
+        snprintf(buf, size, "%.1f%%", v);
+    else
+        snprintf(buf, size, "-");
+}
+
+/* Bytes as "1.6 GiB", "512 MiB", "900 B". */
+static void text_bytes(char *buf, size_t size, unsigned long long b)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, size, "%llu B", b);
+    else
+        snprintf(buf, size, "%.1f %s", v, units[u]);
+}
+
+/* Unix ms as ISO 8601 UTC to the second. */
+static void text_unix_ms(char *buf, size_t size, long long ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL ||
+        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, size, "%lld", ms);
+}
+
+static void text_hw(const struct bt_hw *hw, const char *json)
+{
+    char buf[128], pct[24], used[32], total[32];
+    size_t i = 0, j = 0;
+
+    text_percent(pct, sizeof(pct), hw->cpu.known, hw->cpu.percent);
+    text_kv("CPU:", hw->cpu.known ? pct : "- (not sampled yet)");
+    text_percent(pct, sizeof(pct), hw->ram.known, hw->ram.percent);
+    if (hw->ram.known && hw->ram_total_bytes > 0) {
+        text_bytes(used, sizeof(used), hw->ram_used_bytes);
+        text_bytes(total, sizeof(total), hw->ram_total_bytes);
+        snprintf(buf, sizeof(buf), "%s (%s of %s)", pct, used, total);
+        text_kv("RAM:", buf);
+    } else {
+        text_kv("RAM:", hw->ram.known ? pct : "- (not sampled yet)");
+    }
+    snprintf(buf, sizeof(buf), "every %llu ms, up to %llu samples kept",
+             hw->interval_ms, hw->history_max);
+    text_kv("Sampling:", buf);
+    if (hw->cpu.n_history == 0 && hw->ram.n_history == 0)
+        return;
+    /* one row per time; the two metrics are sampled together */
+    printf("\n%-20s  %6s  %6s\n", "TIME", "CPU%", "RAM%");
+    while (i < hw->cpu.n_history || j < hw->ram.n_history) {
+        const struct bt_hw_sample *a =
+            i < hw->cpu.n_history ? &hw->cpu.history[i] : NULL;
+        const struct bt_hw_sample *b =
+            j < hw->ram.n_history ? &hw->ram.history[j] : NULL;
+        char cpu[16] = "-", ram[16] = "-";
+        long long t;
+        if (a != NULL && (b == NULL || a->t_ms <= b->t_ms)) {
+            t = a->t_ms;
+            snprintf(cpu, sizeof(cpu), "%.1f", a->v);
+            i++;
+            if (b != NULL && b->t_ms == t) {
+                snprintf(ram, sizeof(ram), "%.1f", b->v);
+                j++;
+            }
+        } else {
+            t = b->t_ms;
+            snprintf(ram, sizeof(ram), "%.1f", b->v);
+            j++;
+        }
+        text_unix_ms(buf, sizeof(buf), t);
+        printf("%-20s  %6s  %6s\n", buf, cpu, ram);
+    }
+}
+
+static void text_signal(const struct bt_signal *s, const char *json)
+{
+    printf("name=%s type=%s weight=%g value=", s->name, text_or_dash(s->type),
+           s->weight);
+    if (s->known)
+        printf("%g", s->value);
+    else
+        printf("-");
+    printf(" contribution=%g\n", s->contribution);
+}
+
+static void text_signals(double score, const struct bt_signal *sigs,
+                         size_t count, const char *json)
+{
+    int wname = 4, wtype = 4, wweight = 6, wvalue = 5, wcon = 12;
+    char w[32], v[32], con[32];
+
+    printf("Score: %g\n\n", score);
+    for (size_t i = 0; i < count; i++) {
+        wname = text_width(wname, sigs[i].name);
+        wtype = text_width(wtype, text_or_dash(sigs[i].type));
+        snprintf(w, sizeof(w), "%g", sigs[i].weight);
+        wweight = text_width(wweight, w);
+        if (sigs[i].known)
+            snprintf(v, sizeof(v), "%g", sigs[i].value);
+        else
+            snprintf(v, sizeof(v), "-");
+        wvalue = text_width(wvalue, v);
+        snprintf(con, sizeof(con), "%g", sigs[i].contribution);
+        wcon = text_width(wcon, con);
+    }
+    printf("%-*s  %-*s  %*s  %*s  %*s  %s\n", wname, "NAME", wtype, "TYPE",
+           wweight, "WEIGHT", wvalue, "VALUE", wcon, "CONTRIBUTION", "BUILTIN");
+    for (size_t i = 0; i < count; i++) {
+        snprintf(w, sizeof(w), "%g", sigs[i].weight);
+        if (sigs[i].known)
+            snprintf(v, sizeof(v), "%g", sigs[i].value);
+        else
+            snprintf(v, sizeof(v), "-");
+        snprintf(con, sizeof(con), "%g", sigs[i].contribution);
+        printf("%-*s  %-*s  %*s  %*s  %*s  %s\n", wname, sigs[i].name, wtype,
+               text_or_dash(sigs[i].type), wweight, w, wvalue, v, wcon, con,
+               sigs[i].builtin ? "yes" : "no");
+    }
+}
+
+/* "<name>  <id>  <address>  score=<s>" */
+static void text_allocate(const struct bt_allocation *a, const char *json)
+{
+    printf("%s  %s  %s  score=", text_or_dash(a->name), text_or_dash(a->id),
+           text_or_dash(a->address));
+    if (a->score_known)
+        printf("%g\n", a->score);
+    else
+        printf("-\n");
+}
+
+static void text_allocation_list(const struct bt_allocation *list, size_t count,
+                                 const char *json)
+{
+    int wid = 2, wname = 4, waddr = 7, wstat = 6;
+    for (size_t i = 0; i < count; i++) {
+        wid = text_width(wid, list[i].id);
+        wname = text_width(wname, text_or_dash(list[i].name));
+        waddr = text_width(waddr, text_or_dash(list[i].address));
+        wstat = text_width(wstat, text_or_dash(list[i].status));
+    }
+    printf("  %-*s  %-*s  %-*s  %-*s  %s\n", wid, "ID", wname, "NAME", waddr,
+           "ADDRESS", wstat, "STATUS", "SCORE");
+    for (size_t i = 0; i < count; i++) {
+        const struct bt_allocation *a = &list[i];
+        char score[32];
+        if (a->score_known)
+            snprintf(score, sizeof(score), "%g", a->score);
+        else
+            snprintf(score, sizeof(score), "-");
+        printf("%c %-*s  %-*s  %-*s  %-*s  %s\n", a->self ? '*' : ' ', wid,
+               a->id, wname, text_or_dash(a->name), waddr,
+               text_or_dash(a->address), wstat, text_or_dash(a->status), score);
+    }
+}
+
+/* ---- kv ---- */
+
+/* Bytes in one valid UTF-8 sequence at p (at most n left), 0 if none. */
+static size_t text_utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* Whether s[0..len) prints bare (see text_word()). */
+static bool text_plain(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    bool plain = len > 0;
+
+    for (size_t i = 0; i < len && plain; i++) {
+        size_t u = p[i] >= 0x80 ? text_utf8_len(p + i, len - i) : 1;
+        if (u == 0 ||
+            (p[i] < 0x80 && (p[i] <= 0x20 || p[i] == 0x7f || p[i] == '"' ||
+                             p[i] == '\\' || p[i] == '=' || p[i] == '\'')))
+            plain = false;
+        else
+            i += u - 1;
+    }
+    return plain;
+}
+
+/* The columns text_word() takes for s[0..len) (a UTF-8 sequence counts
+ * as one). */
+static int text_word_width(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    bool plain = text_plain(s, len);
+    size_t w = plain ? 0 : 2;
+
+    for (size_t i = 0; i < len; i++) {
+        size_t u = p[i] >= 0x80 ? text_utf8_len(p + i, len - i) : 0;
+        if (u > 0)
+            i += u - 1;
+        else if (!plain && (p[i] == '"' || p[i] == '\\' || p[i] == '\n' ||
+                            p[i] == '\t' || p[i] == '\r'))
+            w++;
+        else if (!plain && (p[i] < 0x20 || p[i] >= 0x7f))
+            w += 3;
+        w++;
+    }
+    return w > 4096 ? 4096 : (int)w;
+}
+
+/* Prints s[0..len) bare when it is a plain word (printable, no space,
+ * quote, backslash or '='), else quoted with \" \\ \n \t \r and \xNN
+ * escapes; UTF-8 passes as is. */
+static void text_word(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    if (text_plain(s, len)) {
+        fwrite(s, 1, len, stdout);
+        return;
+    }
+    putchar('"');
+    for (size_t i = 0; i < len; i++) {
+        size_t u = p[i] >= 0x80 ? text_utf8_len(p + i, len - i) : 0;
+        if (u > 0) {
+            fwrite(p + i, 1, u, stdout);
+            i += u - 1;
+        } else if (p[i] == '"' || p[i] == '\\') {
+            printf("\\%c", p[i]);
+        } else if (p[i] == '\n') {
+            printf("\\n");
+        } else if (p[i] == '\t') {
+            printf("\\t");
+        } else if (p[i] == '\r') {
+            printf("\\r");
+        } else if (p[i] < 0x20 || p[i] >= 0x7f) {
+            printf("\\x%02x", p[i]);
+        } else {
+            putchar(p[i]);
+        }
+    }
+    putchar('"');
+}
+
+/* A value: JSON as its compact text, bytes as a word. */
+static void text_value(enum bt_kv_type type, const char *v, size_t len)
+{
+    if (type == BT_KV_JSON)
+        fwrite(v, 1, len, stdout);
+    else
+        text_word(v, len);
+}
+
+static const char *text_kv_type(enum bt_kv_type t)
+{
+    return t == BT_KV_JSON ? "json" : t == BT_KV_BYTES ? "bytes" : "-";
+}
+
+static void text_kv_put(const char *table, const char *key,
+                        unsigned long long version)
+{
+    printf("version=%llu\n", version);
+}
+
+static void text_kv_del(const char *table, const char *key,
+                        unsigned long long revision)
+{
+    printf("revision=%llu\n", revision);
+}
+
+/* The value as stored: bytes exactly, JSON with a newline. */
+static void text_kv_get(const struct bt_kv_value *v, const char *json)
+{
+    fwrite(v->data, 1, v->len, stdout);
+    if (v->type == BT_KV_JSON)
+        putchar('\n');
+}
+
+static void text_kv_tables(const struct bt_kv_table *tables, size_t count,
+                           const char *json)
+{
+    int wname = 5, wkeys = 4;
+    char num[24];
+    for (size_t i = 0; i < count; i++) {
+        wname = text_width(wname, tables[i].name);
+        snprintf(num, sizeof(num), "%llu", tables[i].keys);
+        wkeys = text_width(wkeys, num);
+    }
+    printf("%-*s  %*s  %s\n", wname, "TABLE", wkeys, "KEYS", "BYTES");
+    for (size_t i = 0; i < count; i++)
+        printf("%-*s  %*llu  %llu\n", wname, tables[i].name, wkeys,
+               tables[i].keys, tables[i].bytes);
+}
+
+static void text_kv_list(const struct bt_kv_list *list, const char *json)
+{
+    bool values = false;
+    int wkey = 3, wver = 7, wbytes = 5;
+    char num[24];
+
+    for (size_t i = 0; i < list->count; i++) {
+        const struct bt_kv_entry *e = &list->entries[i];
+        int klen = text_word_width(e->key, strlen(e->key));
+        wkey = klen > wkey ? klen : wkey;
+        snprintf(num, sizeof(num), "%llu", e->version);
+        wver = text_width(wver, num);
+        snprintf(num, sizeof(num), "%llu", e->bytes);
+        wbytes = text_width(wbytes, num);
+        values |= e->value != NULL;
+    }
+    if (wkey > 40)
+        wkey = 40;
+    printf("%-*s  %-5s  %*s  %*s%s\n", wkey, "KEY", "TYPE", wver, "VERSION",
+           wbytes, "BYTES", values ? "  VALUE" : "");
+    for (size_t i = 0; i < list->count; i++) {
+        const struct bt_kv_entry *e = &list->entries[i];
+        int klen = text_word_width(e->key, strlen(e->key));
+        text_word(e->key, strlen(e->key));
+        printf("%*s  %-5s  %*llu  %*llu", klen < wkey ? wkey - klen : 0, "",
+               text_kv_type(e->type), wver, e->version, wbytes, e->bytes);
+        if (e->value != NULL) {
+            printf("  ");
+            text_value(e->type, e->value, e->len);
+        }
+        printf("\n");
+    }
+}
+
+/* revision=<R> op=<op> table=<T> key=<K>[ version=<V> type=<T>
+ * value=<value>]; a resync: revision=<R> op=resync */
+static void text_kv_event(const struct bt_kv_event *ev)
+{
+    static const char *const ops[] = {"?", "put", "del", "initial", "resync"};
+    printf("revision=%llu op=%s", ev->revision,
+           ev->op >= BT_KV_OP_PUT && ev->op <= BT_KV_OP_RESYNC ? ops[ev->op]
+                                                               : "?");
+    if (ev->op != BT_KV_OP_RESYNC) {
+        printf(" table=%s key=", ev->table);
+        text_word(ev->key, strlen(ev->key));
+    }
+    if (ev->op == BT_KV_OP_PUT || ev->op == BT_KV_OP_INITIAL) {
+        printf(" version=%llu type=%s value=", ev->version,
+               text_kv_type(ev->type));
+        text_value(ev->type, ev->value, ev->len);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
 const struct output output_text = {
     .raw = 0,
     .status = text_status,
@@ -452,6 +822,17 @@ const struct output output_text = {
     .undrain = text_undrain,
     .recover = text_recover,
     .azure = text_azure,
+    .hw = text_hw,
+    .signal = text_signal,
+    .signals = text_signals,
+    .allocate = text_allocate,
+    .allocation_list = text_allocation_list,
+    .kv_put = text_kv_put,
+    .kv_del = text_kv_del,
+    .kv_get = text_kv_get,
+    .kv_tables = text_kv_tables,
+    .kv_list = text_kv_list,
+    .kv_event = text_kv_event,
 };
 
 /* ---- json: the daemon's values, unchanged ---- */
@@ -548,6 +929,77 @@ static void json_azure(const struct bt_azure *a, const char *json)
     printf("%s\n", json);
 }
 
+static void json_hw(const struct bt_hw *hw, const char *json)
+{
+    printf("%s\n", json);
+}
+
+static void json_signal(const struct bt_signal *s, const char *json)
+{
+    printf("%s\n", json);
+}
+
+static void json_signals(double score, const struct bt_signal *sigs,
+                         size_t count, const char *json)
+{
+    printf("%s\n", json);
+}
+
+static void json_allocate(const struct bt_allocation *a, const char *json)
+{
+    printf("%s\n", json);
+}
+
+static void json_allocation_list(const struct bt_allocation *list, size_t count,
+                                 const char *json)
+{
+    printf("%s\n", json);
+}
+
+/* kv put and del: the daemon's result shape, from the parsed values (a
+ * put's version is the revision of its write). */
+static void json_kv_put(const char *table, const char *key,
+                        unsigned long long version)
+{
+    printf("{\"table\":");
+    json_string(table);
+    printf(",\"key\":");
+    json_string(key);
+    printf(",\"version\":%llu,\"revision\":%llu}\n", version, version);
+}
+
+static void json_kv_del(const char *table, const char *key,
+                        unsigned long long revision)
+{
+    printf("{\"table\":");
+    json_string(table);
+    printf(",\"key\":");
+    json_string(key);
+    printf(",\"revision\":%llu}\n", revision);
+}
+
+static void json_kv_get(const struct bt_kv_value *v, const char *json)
+{
+    printf("%s\n", json);
+}
+
+static void json_kv_tables(const struct bt_kv_table *tables, size_t count,
+                           const char *json)
+{
+    printf("%s\n", json);
+}
+
+static void json_kv_list(const struct bt_kv_list *list, const char *json)
+{
+    printf("%s\n", json);
+}
+
+static void json_kv_event(const struct bt_kv_event *ev)
+{
+    printf("%s\n", ev->json);
+    fflush(stdout);
+}
+
 const struct output output_json = {
     .raw = 1,
     .status = json_status,
@@ -562,4 +1014,15 @@ const struct output output_json = {
     .undrain = json_undrain,
     .recover = json_recover,
     .azure = json_azure,
+    .hw = json_hw,
+    .signal = json_signal,
+    .signals = json_signals,
+    .allocate = json_allocate,
+    .allocation_list = json_allocation_list,
+    .kv_put = json_kv_put,
+    .kv_del = json_kv_del,
+    .kv_get = json_kv_get,
+    .kv_tables = json_kv_tables,
+    .kv_list = json_kv_list,
+    .kv_event = json_kv_event,
 };

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "beethoven/error.h"
 #include "cidr.h"
+#include "hwmon.h"
 #include "lease.h"
 #include "metrics.h"
 
@@ -41,6 +43,8 @@ enum config_type {
     CT_CHOICE,   /* one of a few words (config_choices) */
     CT_URL,      /* http://host[:port] */
     CT_HOSTPORT, /* IPv4:port */
+    CT_WEIGHT,   /* a number 0..ALLOC_WEIGHT_MAX */
+    CT_SIGNALS,  /* JSON array of signal objects */
 };
 
 enum {
@@ -193,6 +197,29 @@ static const struct config_keydef config_keydefs[] = {
     KEY(METRICS_ADDRESS, CT_HOSTPORT, CK_OPTIONAL, 0, 0, "none",
         "\"\" (off) or IPV4:PORT, e.g. 127.0.0.1:9464",
         "Where to serve Prometheus metrics at /metrics (off by default)."),
+    KEY(HWMON_INTERVAL_MS, CT_UINT, 0, HWMON_INTERVAL_MIN_MS, 3600000, "5000",
+        "100..3600000",
+        "Period of the CPU and RAM samples of the hardware monitor."),
+    KEY(HWMON_HISTORY, CT_UINT, CK_ZERO_OK, 1, HWMON_HISTORY_MAX, "720",
+        "0 (none) or 1..100000; each sample takes 16 bytes per metric",
+        "CPU and RAM samples kept per metric (720 at 5 s: one hour)."),
+    KEY(ALLOC_CPU_WEIGHT, CT_WEIGHT, 0, 0, 0, "1",
+        "a number 0..1000000, e.g. 1 or 0.5",
+        "Weight of the cpu signal: it adds e^(0.05 x CPU %) x weight to the "
+        "busyness score."),
+    KEY(ALLOC_RAM_WEIGHT, CT_WEIGHT, 0, 0, 0, "1",
+        "a number 0..1000000, e.g. 1 or 0.5",
+        "Weight of the ram signal: it adds e^(0.05 x RAM %) x weight to the "
+        "busyness score."),
+    KEY(ALLOC_ROLES_WEIGHT, CT_WEIGHT, 0, 0, 0, "5",
+        "a number 0..1000000, e.g. 5 or 0.5",
+        "Weight of the roles signal: each role the node holds adds this to "
+        "the busyness score."),
+    KEY(SIGNALS, CT_SIGNALS, CK_OPTIONAL, 0, 0, "none",
+        "a JSON array of at most 64 {\"name\", \"type\", \"weight\"} "
+        "objects with unique names (see docs/configuration.md, Allocator)",
+        "Custom allocator signals declared at start, each at value 0: type "
+        "count, percent or pre_processed, weight 1 unless given."),
 };
 
 /* The words of each CT_CHOICE key, indexed by the stored enum value. */
@@ -635,6 +662,10 @@ static unsigned *config_uint_field(struct config *c, enum config_key k)
         return &c->azure_handoff_ms;
     case CONFIG_KEY_HOOK_TIMEOUT_MS:
         return &c->hook_timeout_ms;
+    case CONFIG_KEY_HWMON_INTERVAL_MS:
+        return &c->hwmon_interval_ms;
+    case CONFIG_KEY_HWMON_HISTORY:
+        return &c->hwmon_history;
     default:
         return NULL;
     }
@@ -971,26 +1002,41 @@ static int config_role_cmp(const void *a, const void *b)
                   ((const struct config_role *)b)->def.name);
 }
 
+/* The value of key k (roles, signals) as a JSON array: *arr, borrowed
+ * from v or from *parsed (the caller puts *parsed). Returns 0, or the
+ * rejection of the value (nothing to put then). */
+static int config_json_array(enum config_key k, const struct config_value *v,
+                             struct json_object **parsed,
+                             struct json_object **arr, char *msg, size_t len)
+{
+    *parsed = NULL;
+    *arr = v->json;
+    if (!v->is_json) {
+        *parsed = config_json_from_text(v->text);
+        if (*parsed == NULL)
+            return config_reject(k, v, msg, len);
+        *arr = *parsed;
+    }
+    if (!json_object_is_type(*arr, json_type_array)) {
+        json_object_put(*parsed);
+        *parsed = NULL;
+        return config_reject(k, v, msg, len);
+    }
+    return 0;
+}
+
 /* Parses the whole array into a new list and replaces c's list with it;
  * c is untouched on error. */
 static int config_apply_roles(struct config *c, const struct config_value *v,
                               char *msg, size_t len)
 {
-    struct json_object *parsed = NULL, *j = v->json;
+    struct json_object *parsed, *j;
     struct config_role *roles = NULL;
     size_t n = 0;
-    int rc = 0;
+    int rc = config_json_array(CONFIG_KEY_ROLES, v, &parsed, &j, msg, len);
 
-    if (!v->is_json) {
-        parsed = config_json_from_text(v->text);
-        if (parsed == NULL)
-            return config_reject(CONFIG_KEY_ROLES, v, msg, len);
-        j = parsed;
-    }
-    if (!json_object_is_type(j, json_type_array)) {
-        rc = config_reject(CONFIG_KEY_ROLES, v, msg, len);
-        goto out;
-    }
+    if (rc != 0)
+        return rc;
     if (json_object_array_length(j) > TABLE_ROLES_MAX) {
         snprintf(msg, len, "roles: %zu roles are not allowed (at most %d)",
                  json_object_array_length(j), TABLE_ROLES_MAX);
@@ -1026,6 +1072,212 @@ out:
     return rc;
 }
 
+/* The weight field that holds key k. */
+static double *config_weight_field(struct config *c, enum config_key k)
+{
+    switch (k) {
+    case CONFIG_KEY_ALLOC_CPU_WEIGHT:
+        return &c->alloc_cpu_weight;
+    case CONFIG_KEY_ALLOC_RAM_WEIGHT:
+        return &c->alloc_ram_weight;
+    default:
+        return &c->alloc_roles_weight;
+    }
+}
+
+/* A decimal number as text: digits, one optional fraction and exponent;
+ * no sign, blanks, "inf", "nan" or hex (strtod alone takes those). */
+static int config_parse_number(const char *s, double *out)
+{
+    char *end;
+    const char *p = s;
+
+    if (!((*p >= '0' && *p <= '9') || *p == '.'))
+        return BT_EINVAL;
+    for (; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' ||
+              *p == '+' || *p == '-'))
+            return BT_EINVAL;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (*end != '\0' || end == s || errno == ERANGE || !isfinite(d))
+        return BT_EINVAL;
+    *out = d;
+    return 0;
+}
+
+/* A finite JSON number (integer or fraction). */
+static int config_json_number(struct json_object *j, double *out)
+{
+    if (j != NULL && json_object_is_type(j, json_type_int)) {
+        *out = (double)json_object_get_int64(j);
+        return 0;
+    }
+    if (j != NULL && json_object_is_type(j, json_type_double)) {
+        double d = json_object_get_double(j);
+        if (!isfinite(d))
+            return BT_EINVAL;
+        *out = d;
+        return 0;
+    }
+    if (j != NULL && json_object_is_type(j, json_type_string) &&
+        strlen(json_object_get_string(j)) ==
+            (size_t)json_object_get_string_len(j))
+        return config_parse_number(json_object_get_string(j), out);
+    return BT_EINVAL;
+}
+
+static bool config_weight_ok(double w)
+{
+    return isfinite(w) && w >= 0 && w <= ALLOC_WEIGHT_MAX;
+}
+
+/* One element of "signals" into *out. */
+static int config_signal_parse(struct json_object *o, size_t idx,
+                               struct config_signal *out, char *msg, size_t len)
+{
+    char where[ALLOC_NAME_MAX + 32], shown[128];
+    struct json_object *j;
+    bool have_type = false;
+
+    memset(out, 0, sizeof(*out));
+    out->weight = 1.0;
+    if (!json_object_is_type(o, json_type_object)) {
+        snprintf(msg, len,
+                 "signals: [%zu]: a %s is not allowed (a signal object)", idx,
+                 config_json_type_str(o));
+        return BT_EINVAL;
+    }
+    if (!json_object_object_get_ex(o, "name", &j)) {
+        snprintf(msg, len, "signals: [%zu]: \"name\" is missing", idx);
+        return BT_EINVAL;
+    }
+    if (!json_object_is_type(j, json_type_string)) {
+        snprintf(msg, len,
+                 "signals: [%zu].name: a %s is not allowed (a string)", idx,
+                 config_json_type_str(j));
+        return BT_EINVAL;
+    }
+    const char *name = json_object_get_string(j);
+    if (strlen(name) != (size_t)json_object_get_string_len(j) ||
+        !alloc_signal_name_ok(name)) {
+        config_escape(shown, sizeof(shown), name, true);
+        snprintf(msg, len,
+                 "signals: [%zu].name: %s is not allowed (1..63 characters "
+                 "of A-Z a-z 0-9 . _ -)",
+                 idx, shown);
+        return BT_EINVAL;
+    }
+    if (alloc_signal_builtin(name)) {
+        snprintf(msg, len,
+                 "signals: %s: is built in, not allowed here (set its "
+                 "weight with alloc_%s_weight)",
+                 name, name);
+        return BT_EINVAL;
+    }
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    snprintf(where, sizeof(where), "%s", name);
+    json_object_object_foreach(o, key, val)
+    {
+        struct config_value cv = {.is_json = true, .json = val};
+        if (strcmp(key, "name") == 0)
+            continue;
+        if (strcmp(key, "type") == 0) {
+            if (!json_object_is_type(val, json_type_string) ||
+                alloc_signal_type_parse(json_object_get_string(val),
+                                        &out->type) != 0) {
+                config_show(&cv, shown, sizeof(shown));
+                snprintf(msg, len,
+                         "signals: %s.type: %s is not allowed (count, "
+                         "percent or pre_processed)",
+                         where, shown);
+                return BT_EINVAL;
+            }
+            have_type = true;
+        } else if (strcmp(key, "weight") == 0) {
+            double w;
+            if (val == NULL || json_object_is_type(val, json_type_string) ||
+                config_json_number(val, &w) != 0 || !config_weight_ok(w)) {
+                config_show(&cv, shown, sizeof(shown));
+                snprintf(msg, len,
+                         "signals: %s.weight: %s is not allowed (a number "
+                         "0..1000000)",
+                         where, shown);
+                return BT_EINVAL;
+            }
+            out->weight = w;
+        } else {
+            config_escape(shown, sizeof(shown), key, true);
+            snprintf(msg, len,
+                     "signals: %s: unknown field %s (allowed: name, type, "
+                     "weight)",
+                     where, shown);
+            return BT_EINVAL;
+        }
+    }
+    if (!have_type) {
+        snprintf(msg, len,
+                 "signals: %s: \"type\" is missing (count, percent or "
+                 "pre_processed)",
+                 where);
+        return BT_EINVAL;
+    }
+    return 0;
+}
+
+static int config_signal_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct config_signal *)a)->name,
+                  ((const struct config_signal *)b)->name);
+}
+
+/* Parses the whole array and replaces c's signals with it; c is
+ * untouched on error. */
+static int config_apply_signals(struct config *c, const struct config_value *v,
+                                char *msg, size_t len)
+{
+    struct json_object *parsed, *j;
+    struct config_signal *sig = NULL;
+    size_t n = 0;
+    int rc = config_json_array(CONFIG_KEY_SIGNALS, v, &parsed, &j, msg, len);
+
+    if (rc != 0)
+        return rc;
+    n = json_object_array_length(j);
+    if (n > ALLOC_SIGNALS_MAX) {
+        snprintf(msg, len,
+                 "signals: %zu signals are not allowed (at most %d custom "
+                 "signals)",
+                 n, ALLOC_SIGNALS_MAX);
+        rc = BT_EINVAL;
+        goto out;
+    }
+    sig = xcalloc(n + 1, sizeof(*sig));
+    for (size_t i = 0; i < n; i++) {
+        rc = config_signal_parse(json_object_array_get_idx(j, i), i, &sig[i],
+                                 msg, len);
+        if (rc != 0)
+            goto out;
+    }
+    qsort(sig, n, sizeof(*sig), config_signal_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(sig[i - 1].name, sig[i].name) == 0) {
+            snprintf(msg, len,
+                     "signals: %s: defined twice (signal names must be "
+                     "unique)",
+                     sig[i].name);
+            rc = BT_EINVAL;
+            goto out;
+        }
+    if (n > 0)
+        memcpy(c->signals, sig, n * sizeof(*sig));
+    c->n_signals = n;
+out:
+    free(sig);
+    json_object_put(parsed);
+    return rc;
+}
+
 /* Validates v for key k and stores it in c. Returns 0 or BT_EINVAL with a
  * "<key>: ..." line in msg; c is untouched on error. */
 static int config_apply(struct config *c, enum config_key k,
@@ -1051,6 +1303,8 @@ static int config_apply(struct config *c, enum config_key k,
             c->metrics_address[0] = '\0';
         else if (k == CONFIG_KEY_ROLES)
             config_free(c);
+        else if (k == CONFIG_KEY_SIGNALS)
+            c->n_signals = 0;
         return 0;
     }
 
@@ -1176,6 +1430,19 @@ static int config_apply(struct config *c, enum config_key k,
 
     case CT_ROLES:
         return config_apply_roles(c, v, msg, len);
+
+    case CT_WEIGHT: {
+        double w;
+        int rc = v->is_json ? config_json_number(v->json, &w)
+                            : config_parse_number(v->text, &w);
+        if (rc != 0 || !config_weight_ok(w))
+            return config_reject(k, v, msg, len);
+        *config_weight_field(c, k) = w;
+        return 0;
+    }
+
+    case CT_SIGNALS:
+        return config_apply_signals(c, v, msg, len);
     }
     return config_reject(k, v, msg, len);
 }
@@ -1224,6 +1491,12 @@ void config_defaults(struct config *c)
     snprintf(c->hooks_dir, sizeof(c->hooks_dir), "%s",
              CONFIG_DEFAULT_HOOKS_DIR);
     c->hook_timeout_ms = 10000;
+    c->hwmon_interval_ms = 5000;
+    c->hwmon_history = 720;
+    c->alloc_cpu_weight = 1.0;
+    c->alloc_ram_weight = 1.0;
+    c->alloc_roles_weight = 5.0;
+    c->n_signals = 0;
     for (int i = 0; i < CONFIG_KEY_COUNT; i++)
         c->source[i] = CONFIG_SRC_DEFAULT;
 }
@@ -1911,6 +2184,16 @@ out:
 
 /* ---- output ----------------------------------------------------------- */
 
+/* A weight in the shortest form that reads back as the same number. */
+static void config_format_number(double d, char *buf, size_t size)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            return;
+    }
+}
+
 /* The value of key k as --check-config prints it. */
 static void config_format(const struct config *c, enum config_key k, char *buf,
                           size_t size)
@@ -1991,6 +2274,28 @@ static void config_format(const struct config *c, enum config_key k, char *buf,
     case CONFIG_KEY_LOG_LEVEL:
         snprintf(buf, size, "%s", log_level_str(c->log_level));
         return;
+    case CONFIG_KEY_ALLOC_CPU_WEIGHT:
+    case CONFIG_KEY_ALLOC_RAM_WEIGHT:
+    case CONFIG_KEY_ALLOC_ROLES_WEIGHT:
+        config_format_number(*config_weight_field((struct config *)c, k), buf,
+                             size);
+        return;
+    case CONFIG_KEY_SIGNALS: {
+        size_t n = 0;
+        char w[40];
+        if (c->n_signals == 0) {
+            snprintf(buf, size, "(none)");
+            return;
+        }
+        buf[0] = '\0';
+        for (size_t i = 0; i < c->n_signals && n + 1 < size; i++) {
+            config_format_number(c->signals[i].weight, w, sizeof(w));
+            n += (size_t)snprintf(buf + n, size - n, "%s%s (%s, weight %s)",
+                                  i ? ", " : "", c->signals[i].name,
+                                  alloc_signal_type_str(c->signals[i].type), w);
+        }
+        return;
+    }
     case CONFIG_KEY_ROLES: {
         size_t n = 0;
         if (c->n_roles == 0) {

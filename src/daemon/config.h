@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "table.h"
 
@@ -76,7 +77,13 @@ const char *config_source_str(enum config_source src);
     X(AZURE_HANDOFF_MS, azure_handoff_ms)                                      \
     X(HOOKS_DIR, hooks_dir)                                                    \
     X(HOOK_TIMEOUT_MS, hook_timeout_ms)                                        \
-    X(METRICS_ADDRESS, metrics_address)
+    X(METRICS_ADDRESS, metrics_address)                                        \
+    X(HWMON_INTERVAL_MS, hwmon_interval_ms)                                    \
+    X(HWMON_HISTORY, hwmon_history)                                            \
+    X(ALLOC_CPU_WEIGHT, alloc_cpu_weight)                                      \
+    X(ALLOC_RAM_WEIGHT, alloc_ram_weight)                                      \
+    X(ALLOC_ROLES_WEIGHT, alloc_roles_weight)                                  \
+    X(SIGNALS, signals)
 
 enum config_key {
 #define CONFIG_KEY_ENUM(id, name) CONFIG_KEY_##id,
@@ -89,6 +96,14 @@ enum config_key {
  * config and freed by config_free(). */
 struct config_role {
     struct table_role_def def;
+};
+
+/* A custom allocator signal declared in the configuration (key
+ * "signals"); it starts at value 0. */
+struct config_signal {
+    char name[ALLOC_NAME_MAX + 1];
+    enum alloc_signal_type type;
+    double weight;
 };
 
 /* Largest encoded role definition: it is forwarded to the Raft leader in
@@ -167,7 +182,16 @@ struct config {
     unsigned azure_handoff_ms; /* roles stop this long before NotBefore */
     char hooks_dir[CONFIG_PATH_MAX];
     unsigned hook_timeout_ms;
-    char metrics_address[64]; /* "HOST:PORT" of /metrics, "" = off */
+    char metrics_address[64];   /* "HOST:PORT" of /metrics, "" = off */
+    unsigned hwmon_interval_ms; /* CPU/RAM sampling period */
+    unsigned hwmon_history;     /* samples kept per metric (0: none) */
+    double alloc_cpu_weight;    /* weights of the built-in signals */
+    double alloc_ram_weight;
+    double alloc_roles_weight;
+    /* Declared custom signals, sorted by name, names unique; inline so a
+     * copy of the struct owns its own. */
+    struct config_signal signals[ALLOC_SIGNALS_MAX];
+    size_t n_signals;
     /* Set at start, not a key: the subnet came from Azure IMDS, whose
      * .1-.3 the scan skips (network and broadcast are never scanned). */
     bool azure_subnet;

@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 #include <uv.h>
 
+#include "alloc.h"
 #include "azure.h"
 #include "beethoven/error.h"
 #include "cidr.h"
@@ -28,6 +29,7 @@
 #include "config.h"
 #include "control.h"
 #include "hooks.h"
+#include "hwmon.h"
 #include "identity.h"
 #include "log.h"
 #include "metrics.h"
@@ -47,6 +49,8 @@ struct daemon {
     struct hooks *hooks;
     struct metrics *metrics; /* NULL unless metrics_address is set */
     struct azure *azure;     /* NULL when Azure mode is off */
+    struct hwmon *hwmon;     /* CPU and RAM samples */
+    struct alloc *alloc;     /* busyness signals and scores */
     const char *azure_why;   /* why Azure mode is on or off */
     bool waiting_for_subnet; /* use_az_net: the cluster starts after IMDS */
     int exit_code;
@@ -146,6 +150,10 @@ static void daemon_on_left(void *ctx)
     d->azure = NULL;
     hooks_free(d->hooks, NULL, NULL);
     d->hooks = NULL;
+    alloc_free(d->alloc);
+    d->alloc = NULL;
+    hwmon_free(d->hwmon);
+    d->hwmon = NULL;
     if (d->roles != NULL)
         rolemgr_free(d->roles, daemon_roles_freed, d);
     cluster_free(d->cluster);
@@ -169,10 +177,19 @@ static void daemon_on_cluster(void *ctx, uint64_t cluster_id, const char *how)
         rolemgr_on_cluster(d->roles, cluster_id, how);
 }
 
+/* Heartbeats carry the role manager's object plus this node's score
+ * under "alloc" (alloc.h). */
 static struct json_object *daemon_heartbeat_app(void *ctx)
 {
     struct daemon *d = ctx;
-    return d->roles != NULL ? rolemgr_heartbeat_app(d->roles) : NULL;
+    struct json_object *app =
+        d->roles != NULL ? rolemgr_heartbeat_app(d->roles) : NULL;
+    if (d->alloc != NULL) {
+        if (app == NULL)
+            app = json_object_new_object();
+        json_object_object_add(app, "alloc", alloc_heartbeat(d->alloc));
+    }
+    return app;
 }
 
 static void daemon_on_member_app(void *ctx, uint64_t id,
@@ -181,6 +198,47 @@ static void daemon_on_member_app(void *ctx, uint64_t id,
     struct daemon *d = ctx;
     if (d->roles != NULL)
         rolemgr_on_member_app(d->roles, id, app);
+    if (d->alloc != NULL)
+        alloc_on_peer(d->alloc, id, app, monotime_now());
+}
+
+/* The leader places roles by the allocator's scores (alloc.h). */
+static double daemon_placement_score(void *ctx, uint64_t id, size_t table_roles,
+                                     double *step)
+{
+    struct daemon *d = ctx;
+    *step = 1.0;
+    return d->alloc != NULL
+               ? alloc_placement_score(d->alloc, id, table_roles, step)
+               : (double)table_roles;
+}
+
+static size_t daemon_alloc_roles_here(void *ctx)
+{
+    struct daemon *d = ctx;
+    return d->roles != NULL ? rolemgr_roles_here(d->roles) : 0;
+}
+
+/* Members for allocate and allocation_list: active = alive and recorded
+ * active in the role table. */
+static size_t daemon_alloc_nodes(void *ctx, struct alloc_node *out, size_t cap)
+{
+    struct daemon *d = ctx;
+    size_t n = d->cluster != NULL ? cluster_member_count(d->cluster) : 0;
+    for (size_t i = 0; i < n && i < cap; i++) {
+        struct cluster_member_view v;
+        cluster_member_at(d->cluster, i, &v);
+        out[i] = (struct alloc_node){
+            .id = v.id,
+            .name = v.name,
+            .addr = v.addr,
+            .status = v.status,
+            .self = v.self,
+            .active = v.status == MEMBER_ALIVE && d->roles != NULL &&
+                      rolemgr_node_active(d->roles, v.id),
+        };
+    }
+    return n;
 }
 
 static void daemon_on_app(void *ctx, uint64_t from, struct json_object *m)
@@ -188,6 +246,27 @@ static void daemon_on_app(void *ctx, uint64_t from, struct json_object *m)
     struct daemon *d = ctx;
     if (d->roles != NULL)
         rolemgr_on_app(d->roles, from, m);
+}
+
+/* Does a kv_watch stream follow table? */
+static bool daemon_kv_watched(void *ctx, const char *table)
+{
+    struct daemon *d = ctx;
+    char topic[80];
+    snprintf(topic, sizeof(topic), "kv/%s", table);
+    return control_stream_count(d->control, topic) > 0;
+}
+
+/* A committed kv change: to the kv_watch streams of its table. */
+static void daemon_on_kv(void *ctx, const char *table, const char *key,
+                         struct json_object *change)
+{
+    struct daemon *d = ctx;
+    char topic[80];
+    snprintf(topic, sizeof(topic), "kv/%s", table != NULL ? table : "*");
+    if (table == NULL) /* resync: every kv stream */
+        key = NULL;
+    control_publish_stream(d->control, topic, key, "kv", change);
 }
 
 static void daemon_on_rejoin_fresh(void *ctx, const char *reason)
@@ -367,6 +446,11 @@ static int daemon_control(void *ctx, const char *cmd, struct json_object *args,
     }
     if (strcmp(cmd, "log-level") == 0)
         return daemon_log_level(args, result, msg, msglen);
+    if (d->alloc != NULL) { /* hw, signal, signals, allocate, ... */
+        int rc = alloc_control(d->alloc, cmd, args, result, msg, msglen);
+        if (rc != BT_ENOTFOUND || msg[0] != 0)
+            return rc;
+    }
     if (d->cluster == NULL) {
         snprintf(msg, msglen,
                  "%s: the node is waiting for its subnet from Azure IMDS "
@@ -428,7 +512,58 @@ static struct json_object *daemon_metrics_collect(void *ctx)
         else
             json_object_put(r);
     }
+    if (d->alloc != NULL) {
+        struct json_object *r = NULL;
+        char msg[256] = "";
+        if (alloc_control(d->alloc, "signals", NULL, &r, msg, sizeof(msg)) ==
+                0 &&
+            r != NULL)
+            json_object_object_add(o, "signals", r);
+        else
+            json_object_put(r);
+    }
+    if (d->hwmon != NULL)
+        json_object_object_add(o, "hw", hwmon_json(d->hwmon, 0));
     return o;
+}
+
+/* The hardware monitor and the allocator: they run from the start,
+ * before the node is in a cluster. Returns 0 or 1 (the reason logged). */
+static int daemon_start_alloc(struct daemon *d)
+{
+    char err[256];
+    struct alloc_hooks ah = {
+        .ctx = d,
+        .roles_here = daemon_alloc_roles_here,
+        .nodes = daemon_alloc_nodes,
+    };
+    int rc =
+        hwmon_new(d->cfg.hwmon_interval_ms, d->cfg.hwmon_history, &d->hwmon);
+    if (rc < 0) {
+        log_error("start_failed", "reason=\"hwmon: bad interval or history\"");
+        return 1;
+    }
+    rc = hwmon_start(d->hwmon, d->loop);
+    if (rc < 0) {
+        log_error("start_failed", "reason=\"hwmon: %s\"", uv_strerror(rc));
+        hwmon_free(d->hwmon);
+        d->hwmon = NULL;
+        return 1;
+    }
+    if (alloc_new(&d->cfg, d->id.node_id, d->hwmon, &ah, &d->alloc, err,
+                  sizeof(err)) < 0) {
+        log_error("start_failed", "reason=\"%s\"", err);
+        hwmon_free(d->hwmon);
+        d->hwmon = NULL;
+        return 1;
+    }
+    log_info("alloc",
+             "cpu_weight=%g ram_weight=%g roles_weight=%g "
+             "signals=%zu hwmon_interval_ms=%u hwmon_history=%u",
+             d->cfg.alloc_cpu_weight, d->cfg.alloc_ram_weight,
+             d->cfg.alloc_roles_weight, d->cfg.n_signals,
+             d->cfg.hwmon_interval_ms, d->cfg.hwmon_history);
+    return 0;
 }
 
 static void daemon_raise_nofile(void)
@@ -476,7 +611,14 @@ static int daemon_start_cluster(struct daemon *d)
                 d->cfg.bind_address, &hooks, &d->cluster);
     char exec_path[PATH_MAX];
     daemon_exec_path(exec_path, sizeof(exec_path));
-    struct rolemgr_hooks rhooks = {d, daemon_on_rejoin_fresh, daemon_on_event};
+    struct rolemgr_hooks rhooks = {
+        .ctx = d,
+        .on_rejoin_fresh = daemon_on_rejoin_fresh,
+        .on_event = daemon_on_event,
+        .placement_score = daemon_placement_score,
+        .on_kv = daemon_on_kv,
+        .kv_watched = daemon_kv_watched,
+    };
     if (rolemgr_new(d->loop, &d->cfg, d->cluster, d->id.node_id, exec_path,
                     &rhooks, &d->roles, err, sizeof(err)) < 0) {
         log_error("start_failed", "reason=\"%s\"", err);
@@ -644,6 +786,13 @@ int main(int argc, char **argv)
         return 1;
     }
     hooks_new(d.loop, d.cfg.hooks_dir, d.cfg.hook_timeout_ms, &d.hooks);
+    if (daemon_start_alloc(&d) != 0) {
+        metrics_free(d.metrics, NULL, NULL);
+        hooks_free(d.hooks, NULL, NULL);
+        control_free(d.control);
+        uv_run(d.loop, UV_RUN_NOWAIT);
+        return 1;
+    }
     log_info("azure_mode", "enabled=%s reason=\"%s\"",
              azure_on ? "true" : "false", d.azure_why);
     if (azure_on) {

@@ -120,6 +120,11 @@ enum metrics_family {
     F_IMDS_FAILING,
     F_AZURE_EVICTING,
     F_AZURE_EVENTS,
+    F_SCORE,
+    F_CPU,
+    F_RAM,
+    F_SIGNAL_VALUE,
+    F_SIGNAL_CONTRIB,
     F_COUNT
 };
 
@@ -186,6 +191,18 @@ static const struct {
     [F_AZURE_EVENTS] = {"beethoven_azure_events", "gauge",
                         "Scheduled events tracked, by whether they name "
                         "this VM."},
+    [F_SCORE] = {"beethoven_score", "gauge",
+                 "This node's busyness score: the sum of its signals' "
+                 "contributions."},
+    [F_CPU] = {"beethoven_cpu_percent", "gauge",
+               "CPU use of this host over the last sample interval."},
+    [F_RAM] = {"beethoven_ram_percent", "gauge",
+               "RAM in use on this host (MemTotal - MemAvailable)."},
+    [F_SIGNAL_VALUE] = {"beethoven_signal_value", "gauge",
+                        "Value of an allocator signal of this node."},
+    [F_SIGNAL_CONTRIB] = {"beethoven_signal_contribution", "gauge",
+                          "What an allocator signal adds to this node's "
+                          "score."},
 };
 
 struct mval {
@@ -660,6 +677,36 @@ static void render_azure(struct render *r, struct json_object *azure,
     }
 }
 
+/* The allocator ("signals" command) and the hardware monitor ("hw"). */
+static void render_alloc(struct render *r, struct json_object *sig,
+                         struct json_object *hw)
+{
+    double v;
+    if (j_num(sig, "score", &v))
+        emit_plain(r, F_SCORE, mv_dbl(v));
+    if (j_num(j_obj(hw, "cpu"), "percent", &v))
+        emit_plain(r, F_CPU, mv_dbl(v));
+    if (j_num(j_obj(hw, "ram"), "percent", &v))
+        emit_plain(r, F_RAM, mv_dbl(v));
+    struct json_object *arr = j_arr(sig, "signals");
+    size_t n = arr != NULL ? json_object_array_length(arr) : 0;
+    static const struct {
+        enum metrics_family f;
+        const char *key;
+    } per[] = {{F_SIGNAL_VALUE, "value"}, {F_SIGNAL_CONTRIB, "contribution"}};
+    for (size_t p = 0; p < 2; p++)
+        for (size_t i = 0; i < n; i++) {
+            struct json_object *e = json_object_array_get_idx(arr, i);
+            const char *name = j_str(e, "name");
+            const char *type = j_str(e, "type");
+            if (name == NULL || type == NULL ||
+                arr_seen(arr, i, "name", name) || !j_num(e, per[p].key, &v))
+                continue;
+            struct label l[] = {{"signal", name}, {"type", type}};
+            emit(r, per[p].f, l, 2, mv_dbl(v));
+        }
+}
+
 char *metrics_render(struct json_object *in, size_t *len)
 {
     struct render r = {.header = -1};
@@ -683,6 +730,7 @@ char *metrics_render(struct json_object *in, size_t *len)
     render_rtt(&r, nodes);
     render_drain(&r, stats, j_obj(status, "drain"));
     render_azure(&r, j_obj(in, "azure"), j_obj(status, "azure"));
+    render_alloc(&r, j_obj(in, "signals"), j_obj(in, "hw"));
     if (len != NULL)
         *len = r.b.len;
     return r.b.p;

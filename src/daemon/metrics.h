@@ -34,8 +34,9 @@ struct metrics;
 /* Builds the snapshot to render: a new JSON object owned by the caller
  * (the module puts it), or NULL when nothing can be said (503). Shape:
  * {"status": <status>, "nodes": <nodes>, "roles": <roles>, "azure":
- * <azure>, "stats": {...}}, see docs/metrics.md ("stats" may instead be
- * status.stats). Runs on the loop. */
+ * <azure>, "signals": <signals>, "hw": <hw>, "stats": {...}}, the
+ * results of those control commands (docs/control.md, docs/metrics.md;
+ * "stats" may instead be status.stats). Runs on the loop. */
 typedef struct json_object *(*metrics_collect_fn)(void *ctx);
 
 /* Parses the metrics_address setting "HOST:PORT": HOST a strict dotted

@@ -14,7 +14,8 @@
 /* A node as the reconciler sees it during one run. */
 struct rnode {
     const struct recon_node *in;
-    double score;  /* NaN replaced by +inf */
+    double score;  /* NaN replaced by +inf; moves by score_step as the run
+                      assigns and releases */
     size_t held;   /* holder rows on it, updated as the run goes */
     size_t stamp;  /* group index + 1 while that group's holders are marked */
     bool eligible; /* member, alive, active */
@@ -260,6 +261,7 @@ static void release(struct run *r, const struct group *g, uint64_t node,
     if (n) {
         assert(n->held > 0);
         n->held--;
+        n->score -= n->in->score_step;
     }
 }
 
@@ -287,6 +289,8 @@ static int validate(const struct recon_input *in)
         if ((unsigned)n->state > RECON_NODE_LEFT)
             return BT_EINVAL;
         if (n->member && (unsigned)n->status > MEMBER_DRAINING)
+            return BT_EINVAL;
+        if (!isfinite(n->score_step) || n->score_step < 0)
             return BT_EINVAL;
     }
     return 0;
@@ -481,6 +485,7 @@ static void assign(struct run *r, struct group *g, struct cand *cands)
     for (size_t i = 0; i < g->n_assign && i < n; i++) {
         emit(r, RECON_ASSIGN, RECON_R_BELOW_COUNT, g->name, cands[i].id, 0);
         r->nodes[cands[i].idx].held++;
+        r->nodes[cands[i].idx].score += r->nodes[cands[i].idx].in->score_step;
     }
 }
 

@@ -53,6 +53,11 @@ struct recon_node {
                                     in the table is not ACTIVE */
     double score;                /* busyness, lower is less busy; NaN sorts
                                     as +infinity */
+    double score_step;           /* added to score for each assignment to
+                                    this node in the same run, subtracted
+                                    for each release: what one role more
+                                    or less weighs in score (finite, >= 0;
+                                    0: score stays as given) */
     monotime_t fence_at;         /* leader's clock: from this instant the
                                     node's roles are surely stopped
                                     (lease_fence_at()); read only for failed
@@ -136,6 +141,10 @@ size_t recon_changes_max(const struct recon_input *in);
  *    busy first: (not crash-looping for the role, score, roles held counting
  *    this run's earlier releases and assignments, id; ascending), so up to
  *    min(instances, eligible nodes) are held; never two on one node.
+ *  - score is the node's input score plus score_step for each assignment
+ *    to it earlier in this run, minus score_step for each release from it
+ *    (so several roles placed in one run spread out as the busyness they
+ *    add says).
  *  - a crash-looping holder on an eligible node is released when a
  *    non-crash-looping eligible node remains after filling, which is then
  *    assigned instead; otherwise it is kept.
@@ -144,8 +153,9 @@ size_t recon_changes_max(const struct recon_input *in);
  * out has room for cap changes; it may be NULL when cap is 0. Returns 0 and
  * *n_out; BT_ETOOBIG with *n_out set to the count needed (out's contents
  * unspecified) when cap is too small; BT_EINVAL for NULL arrays with
- * nonzero counts, NULL names, duplicate role names or node ids, or inputs
- * over the RECON_MAX_* limits. */
+ * nonzero counts, NULL names, duplicate role names or node ids, a
+ * score_step that is negative or not finite, or inputs over the
+ * RECON_MAX_* limits. */
 int recon_run(const struct recon_input *in, struct recon_change *out,
               size_t cap, size_t *n_out);
 

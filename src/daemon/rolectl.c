@@ -220,7 +220,7 @@ int rolemgr_control(struct rolemgr *rm, const char *cmd,
     }
     if (strcmp(cmd, "recover") == 0)
         return rm_recover(rm, args, result, msg, msglen);
-    return BT_ENOTFOUND;
+    return rm_kv_control(rm, cmd, args, result, msg, msglen);
 }
 
 static void rm_stat(struct json_object *o, const char *key, uint64_t v)
@@ -329,4 +329,13 @@ void rolemgr_status(struct rolemgr *rm, struct json_object *st)
     rm_stat(stats, "drains_failed_total", rm->drains_failed);
     rm_stat(stats, "drain_last_ms", rm->drain_last_ms);
     rm_stat(stats, "drain_ms_total", rm->drain_ms_total);
+
+    /* The key/value tables of this replica. */
+    struct json_object *kv = json_object_new_object();
+    rm_stat(kv, "tables", table_kv_table_count(&rm->table));
+    rm_stat(kv, "keys", table_kv_count(&rm->table));
+    rm_stat(kv, "bytes", table_kv_bytes(&rm->table));
+    rm_stat(kv, "revision", table_revision(&rm->table));
+    rm_stat(kv, "writes_pending", rm->n_kv_reqs);
+    json_object_object_add(st, "kv", kv);
 }

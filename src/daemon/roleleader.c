@@ -385,7 +385,12 @@ static void rm_leader_reconcile(struct rolemgr *rm, monotime_t now)
         bool fenced = v.self ? rm->fenced : pp == NULL || pp->fenced;
         if (x->state == RECON_NODE_ACTIVE && fenced)
             x->state = RECON_NODE_DRAINING;
-        x->score = (double)table_node_roles(t, v.id, NULL, 0);
+        size_t held = table_node_roles(t, v.id, NULL, 0);
+        x->score_step = 1.0;
+        x->score = rm->hooks.placement_score != NULL
+                       ? rm->hooks.placement_score(rm->hooks.ctx, v.id, held,
+                                                   &x->score_step)
+                       : (double)held;
         x->fence_at =
             lease_fence_at(v.last_heard, rm->cfg->lease_ms,
                            rm->cfg->lease_margin_ms, rm->cfg->clock_drift_ppm);

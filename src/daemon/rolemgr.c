@@ -179,6 +179,19 @@ uint64_t rolemgr_stored_cluster(const struct rolemgr *rm)
 /* --- the outbox ------------------------------------------------------------
  */
 
+int rm_send_fwd(struct rolemgr *rm, uint64_t to, const char *kind, uint64_t req,
+                const uint8_t *buf, size_t len)
+{
+    struct json_object *m = json_object_new_object();
+    json_object_object_add(m, "t", json_object_new_string(kind));
+    json_object_object_add(m, "req", json_object_new_int64((int64_t)req));
+    json_object_object_add(
+        m, "entry", json_object_new_string_len((const char *)buf, (int)len));
+    int rc = cluster_send_app(rm->cluster, to, m);
+    json_object_put(m);
+    return rc;
+}
+
 static void
 rm_out_push(struct rolemgr *rm, const struct table_cmd *cmd, const char *what,
             void (*done)(struct rolemgr *, int, const struct table_result *))
@@ -291,16 +304,8 @@ static void rm_out_pump(struct rolemgr *rm, monotime_t now)
     uint64_t leader = rm_leader(rm);
     if (leader == 0 || leader == rm->id)
         return;
-    struct json_object *m = json_object_new_object();
-    json_object_object_add(m, "t", json_object_new_string("fwd"));
     rm->out_req = ++rm->fwd_seq;
-    json_object_object_add(m, "req",
-                           json_object_new_int64((int64_t)rm->out_req));
-    json_object_object_add(
-        m, "entry",
-        json_object_new_string_len((const char *)o->buf, (int)o->len));
-    int rc = cluster_send_app(rm->cluster, leader, m);
-    json_object_put(m);
+    int rc = rm_send_fwd(rm, leader, "fwd", rm->out_req, o->buf, o->len);
     if (rc == BT_ETOOBIG) {
         rm->out_req = 0;
         rm_out_drop(rm, "ETOOBIG");
@@ -321,11 +326,14 @@ static void rm_out_pump(struct rolemgr *rm, monotime_t now)
 struct rm_fwd {
     struct rolemgr *rm;
     uint64_t from, req;
+    bool kv; /* a kv write ("kvfwd"): a failure after the append is
+                reported as EUNKNOWN, never retried */
 };
 
 /* The code of a forwarded write's reply: "ok"; "ENOTLEADER" or "EUNAVAIL"
  * (the leader could not take it now: the sender retries); "ETOOBIG" or
- * "EINVAL" (it will never be taken: the sender drops it). */
+ * "EINVAL" (it will never be taken: the sender drops it); "EUNKNOWN" (kv
+ * writes: appended, then leadership was lost: it may commit or not). */
 static const char *rm_fwd_code(int status)
 {
     switch (status) {
@@ -346,15 +354,18 @@ static const char *rm_fwd_code(int status)
     }
 }
 
-static void rm_fwd_reply(struct rolemgr *rm, uint64_t to, uint64_t req,
-                         int status, const struct table_result *res)
+static void rm_fwd_reply_code(struct rolemgr *rm, uint64_t to, uint64_t req,
+                              const char *code, const struct table_result *res)
 {
     struct json_object *m = json_object_new_object();
     json_object_object_add(m, "t", json_object_new_string("fwd_reply"));
     json_object_object_add(m, "req", json_object_new_int64((int64_t)req));
-    json_object_object_add(m, "code",
-                           json_object_new_string(rm_fwd_code(status)));
+    json_object_object_add(m, "code", json_object_new_string(code));
     if (res != NULL) {
+        json_object_object_add(m, "version",
+                               json_object_new_int64((int64_t)res->version));
+        json_object_object_add(m, "revision",
+                               json_object_new_int64((int64_t)res->revision));
         json_object_object_add(
             m, "status", json_object_new_string(table_status_str(res->status)));
         json_object_object_add(m, "index",
@@ -366,15 +377,54 @@ static void rm_fwd_reply(struct rolemgr *rm, uint64_t to, uint64_t req,
     json_object_put(m);
 }
 
+static void rm_fwd_reply(struct rolemgr *rm, uint64_t to, uint64_t req,
+                         int status, const struct table_result *res)
+{
+    rm_fwd_reply_code(rm, to, req, rm_fwd_code(status), res);
+}
+
+/* A follower applies a committed entry only when the leader's next
+ * append or heartbeat carries the new commit index, up to a Raft
+ * heartbeat later. Reads on the node a kv write went through wait for
+ * that (rolekv.c), so after a forwarded kv write commits, a barrier entry
+ * carries the news at once. One barrier at a time, and one more when
+ * writes committed while it was under way. */
+static void rm_kv_nudge(struct rolemgr *rm);
+
+static void rm_kv_nudged(void *arg, int status)
+{
+    struct rolemgr *rm = arg;
+    (void)status;
+    rm->kv_nudging = false;
+    if (rm->kv_nudge_again && !rm->stopping && rm->rn != NULL)
+        rm_kv_nudge(rm);
+}
+
+static void rm_kv_nudge(struct rolemgr *rm)
+{
+    if (rm->kv_nudging) {
+        rm->kv_nudge_again = true;
+        return;
+    }
+    rm->kv_nudge_again = false;
+    if (rm->rn != NULL && rnode_barrier(rm->rn, rm_kv_nudged, rm) == 0)
+        rm->kv_nudging = true;
+}
+
 static void rm_fwd_applied(void *arg, int status, const struct table_result *r)
 {
     struct rm_fwd *f = arg;
-    if (f->rm != NULL)
+    if (f->rm != NULL && f->kv && status < 0)
+        rm_fwd_reply_code(f->rm, f->from, f->req, "EUNKNOWN", NULL);
+    else if (f->rm != NULL)
         rm_fwd_reply(f->rm, f->from, f->req, status, r);
+    if (f->rm != NULL && f->kv && status == 0)
+        rm_kv_nudge(f->rm);
     free(f);
 }
 
-static void rm_on_fwd(struct rolemgr *rm, uint64_t from, struct json_object *m)
+static void rm_on_fwd(struct rolemgr *rm, uint64_t from, struct json_object *m,
+                      bool kv)
 {
     struct json_object *e;
     uint64_t req;
@@ -396,6 +446,7 @@ static void rm_on_fwd(struct rolemgr *rm, uint64_t from, struct json_object *m)
     f->rm = rm;
     f->from = from;
     f->req = req;
+    f->kv = kv;
     int rc = rnode_apply(rm->rn, (const uint8_t *)s, len, rm_fwd_applied, f);
     if (rc < 0) {
         free(f);
@@ -408,8 +459,8 @@ static void rm_on_fwd_reply(struct rolemgr *rm, uint64_t from,
 {
     uint64_t req;
     char code[16] = "", status[32] = "", reason[TABLE_REASON_MAX] = "";
-    if (msg_get_u64(m, "req", &req) < 0 || !rm->out_busy ||
-        req != rm->out_req || from != rm->out_to ||
+    if (msg_get_u64(m, "req", &req) < 0 || rm_kv_fwd_reply(rm, from, req, m) ||
+        !rm->out_busy || req != rm->out_req || from != rm->out_to ||
         msg_get_str(m, "code", code, sizeof(code)) < 0)
         return;
     rm->out_req = 0;
@@ -1012,6 +1063,17 @@ void rolemgr_drain_info(const struct rolemgr *rm,
                        : ROLEMGR_DRAIN_STEPS_MAX;
 }
 
+size_t rolemgr_roles_here(const struct rolemgr *rm)
+{
+    return table_node_roles(&rm->table, rm->id, NULL, 0);
+}
+
+bool rolemgr_node_active(const struct rolemgr *rm, uint64_t id)
+{
+    const struct table_node *n = table_node_get(&rm->table, id);
+    return n != NULL && n->state == TABLE_NODE_ACTIVE;
+}
+
 void rolemgr_set_zone(struct rolemgr *rm, const char *zone)
 {
     snprintf(rm->zone, sizeof(rm->zone), "%s", zone != NULL ? zone : "");
@@ -1133,6 +1195,7 @@ static void rm_tick(uv_timer_t *t)
     rm_lease_check(rm, now);
     rm_leader_tick(rm, now);
     rm_out_pump(rm, now);
+    rm_kv_tick(rm, now);
     if (!rm->stopping) {
         rm_check_definitions(rm);
         rm_drain_tick(rm, now);
@@ -1142,9 +1205,14 @@ static void rm_tick(uv_timer_t *t)
         rm_shutdown_next(rm);
 }
 
+static void rm_on_restored(void *ctx)
+{
+    rm_kv_restored(ctx);
+}
+
 static void rm_on_applied(void *ctx, const struct table_result *res)
 {
-    (void)ctx;
+    rm_kv_applied(ctx, res);
     if (res->status != TABLE_OK)
         return;
     char hex[MSG_ID_LEN + 1];
@@ -1449,8 +1517,8 @@ void rolemgr_on_app(struct rolemgr *rm, uint64_t from, struct json_object *m)
     char t[16];
     if (msg_get_str(m, "t", t, sizeof(t)) < 0)
         return;
-    if (strcmp(t, "fwd") == 0)
-        rm_on_fwd(rm, from, m);
+    if (strcmp(t, "fwd") == 0 || strcmp(t, "kvfwd") == 0)
+        rm_on_fwd(rm, from, m, t[0] == 'k');
     else if (strcmp(t, "fwd_reply") == 0)
         rm_on_fwd_reply(rm, from, m);
 }
@@ -1554,7 +1622,8 @@ int rolemgr_new(uv_loop_t *loop, const struct config *cfg,
         .handshake_timeout_ms = cfg->handshake_timeout_ms,
         .noted = rm->raft_noted,
     };
-    struct rnode_hooks rh = {rm, rm_on_applied, NULL, rm_on_raft_change};
+    struct rnode_hooks rh = {rm, rm_on_applied, rm_on_restored,
+                             rm_on_raft_change};
     rc = rnode_new(loop, &rp, &rh, &rm->table, &rm->rn);
     if (rc < 0) {
         snprintf(err, errlen, "raft: cannot set up the node (%s)",
@@ -1619,6 +1688,7 @@ void rolemgr_free(struct rolemgr *rm, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&rm->tick, rm_tick_closed);
     super_free(rm->sup);
     rm->sup = NULL;
+    rm_kv_free(rm);
     struct rnode *rn = rm->rn;
     rm->rn = NULL;
     rnode_close(rn, rm_free_step, rm);

@@ -37,6 +37,21 @@ struct rolemgr_hooks {
     /* A role, drain or Raft event for `beethovenctl events` (ownership
      * passes). */
     void (*on_event)(void *ctx, struct json_object *ev);
+    /* Optional. The busyness score the leader places roles by for node
+     * id, which the table says holds table_roles roles now; NAN when not
+     * known (such nodes come last); *step: what each role placed there in
+     * the same run adds. NULL: the number of roles held, step 1. */
+    double (*placement_score)(void *ctx, uint64_t id, size_t table_roles,
+                              double *step);
+    /* Optional. A committed key/value change, in log order, as the
+     * "kv" object of a kv_watch line (docs/control.md); ownership
+     * passes. table and key name what changed; both are NULL for a
+     * "resync" (a snapshot replaced the table: watchers must re-read). */
+    void (*on_kv)(void *ctx, const char *table, const char *key,
+                  struct json_object *change);
+    /* Optional. Whether anybody watches kv table `table` now; when false
+     * on_kv is not called for its changes (and nothing is built). */
+    bool (*kv_watched)(void *ctx, const char *table);
 };
 
 /* cfg and cluster must outlive the manager. exec_path is the
@@ -58,12 +73,15 @@ void rolemgr_on_member_app(struct rolemgr *rm, uint64_t id,
                            struct json_object *app);
 void rolemgr_on_app(struct rolemgr *rm, uint64_t from, struct json_object *m);
 
-/* Control commands: roles, whois, drain, undrain, recover. Same contract
- * as control_handler_fn; BT_ENOTFOUND for commands it does not know. */
+/* Control commands: roles, whois, drain, undrain, recover and the kv_*
+ * commands. Same contract as control_handler_fn (kv_put and kv_del answer
+ * later through control_defer, kv_watch streams through control_stream);
+ * BT_ENOTFOUND for commands it does not know. */
 int rolemgr_control(struct rolemgr *rm, const char *cmd,
                     struct json_object *args, struct json_object **result,
                     char *msg, size_t msglen);
-/* Adds "raft", "roles_here", "lease" and "drain" to a status object. */
+/* Adds "raft", "roles_here", "lease", "drain" and "kv" (tables, keys,
+ * bytes, revision, writes_pending) to a status object. */
 void rolemgr_status(struct rolemgr *rm, struct json_object *status);
 
 /* SIGHUP: the new configuration (ownership passes to the manager, which
@@ -100,6 +118,12 @@ struct rolemgr_drain_info {
 };
 void rolemgr_drain_info(const struct rolemgr *rm,
                         struct rolemgr_drain_info *out);
+
+/* Roles the committed table assigns to this node. */
+size_t rolemgr_roles_here(const struct rolemgr *rm);
+/* True when the table records node id as active (not draining, not
+ * left); false for nodes it does not know. */
+bool rolemgr_node_active(const struct rolemgr *rm, uint64_t id);
 
 /* This node's availability zone ("" none), sent to peers in heartbeats
  * and recorded in the table for voter placement. */

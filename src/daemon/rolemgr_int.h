@@ -34,6 +34,7 @@
 #define RM_CRASH_MEMORY_MS 300000  /* a crash loop moved away is remembered */
 #define RM_PRUNE_MS 10000          /* forget what peers said once forgotten */
 #define RM_RAFT_RETRY_MS 5000      /* after Raft failed to start */
+#define RM_KV_PENDING_MAX 1024     /* kv writes waiting for Raft */
 
 enum rm_drain_state {
     DRAIN_NONE = 0,
@@ -161,6 +162,13 @@ struct rolemgr {
     char **drain_roles;  /* the roles that ran here when the drain began */
     size_t n_drain_roles;
 
+    /* kv writes from the control socket (rolekv.c) */
+    struct rm_kv_req *kv_reqs;
+    size_t n_kv_reqs;
+    struct rm_kv_read *kv_reads;     /* reads waiting for kv_acked_index */
+    uint64_t kv_acked_index;         /* highest write acknowledged here */
+    bool kv_nudging, kv_nudge_again; /* leader: commit-index barrier */
+
     /* counters for metrics (status "stats") */
     uint64_t failovers; /* as leader: roles released off failed,
                            unknown or crash-looping holders */
@@ -178,6 +186,10 @@ struct rolemgr {
 };
 
 /* Shared helpers (rolemgr.c). */
+/* Sends a table entry to the leader `to` as a WIRE_APP message of kind
+ * "fwd" or "kvfwd" (docs/protocol.md); the result of cluster_send_app. */
+int rm_send_fwd(struct rolemgr *rm, uint64_t to, const char *kind, uint64_t req,
+                const uint8_t *buf, size_t len);
 uint64_t rm_leader(const struct rolemgr *rm); /* 0: none known */
 bool rm_is_leader(const struct rolemgr *rm);
 /* The leader after its barrier: may read the table and act on it. */
@@ -188,6 +200,18 @@ int rm_write_id_file(const char *dir, const char *name, uint64_t id);
 int rm_drain_start(struct rolemgr *rm, monotime_t deadline, unsigned reserve_ms,
                    char *msg, size_t msglen);
 void rm_undrain(struct rolemgr *rm);
+
+/* Key/value tables (rolekv.c): control commands kv_*; BT_ENOTFOUND for
+ * others. A committed entry, a snapshot installed, the tick, a reply to a
+ * forwarded kv write (true when it was one), and freeing. */
+int rm_kv_control(struct rolemgr *rm, const char *cmd, struct json_object *args,
+                  struct json_object **result, char *msg, size_t msglen);
+void rm_kv_applied(struct rolemgr *rm, const struct table_result *res);
+void rm_kv_restored(struct rolemgr *rm);
+void rm_kv_tick(struct rolemgr *rm, monotime_t now);
+bool rm_kv_fwd_reply(struct rolemgr *rm, uint64_t from, uint64_t req,
+                     struct json_object *m);
+void rm_kv_free(struct rolemgr *rm);
 
 /* The leader's part of the tick (roleleader.c). */
 void rm_leader_tick(struct rolemgr *rm, monotime_t now);

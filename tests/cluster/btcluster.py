@@ -372,6 +372,52 @@ class Node:
             return 124, out or "", "beethovenctl timed out after %.1f s" % timeout
         return p.returncode, p.stdout, p.stderr
 
+    def call(self, cmd, timeout=CTL_TIMEOUT_S, **args):
+        """One request on the control socket, without beethovenctl.
+        Returns the reply as a dict ({"ok": ..., "result"|"error": ...});
+        raises OSError when the socket cannot be reached in time."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.control_socket)
+            s.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    raise OSError("control socket closed before the reply")
+                buf += chunk
+        return json.loads(buf)
+
+    def stream(self, cmd, timeout=CTL_TIMEOUT_S, **args):
+        """Opens a streaming request (events, kv_watch). Returns
+        (socket, first reply dict, reader) where reader(timeout) returns
+        the next line as a dict, or None at the timeout. Close the socket
+        when done."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(self.control_socket)
+        s.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
+        buf = [b""]
+
+        def reader(wait):
+            deadline = time.monotonic() + wait
+            while b"\n" not in buf[0]:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                s.settimeout(left)
+                try:
+                    chunk = s.recv(1 << 20)
+                except (socket.timeout, TimeoutError):
+                    return None
+                if not chunk:
+                    return None
+                buf[0] += chunk
+            line, buf[0] = buf[0].split(b"\n", 1)
+            return json.loads(line)
+        first = reader(timeout)
+        return s, first, reader
+
     def ctl_json(self, *args, timeout=CTL_TIMEOUT_S):
         """beethovenctl --json args, parsed; None when rc != 0 or the
         output is not JSON."""

@@ -93,7 +93,7 @@ expect() {
     fi
 }
 
-all_cmds='azure drain events help log-level nodes ready recover roles status undrain whois'
+all_cmds='allocate allocation-list azure drain events help hw kv log-level nodes ready recover roles signal signals status undrain whois'
 globals='--help --json --socket --timeout --version'
 
 expect "$all_cmds" beethovenctl ''
@@ -129,6 +129,18 @@ expect "debug" beethovenctl log-level d
 expect "debug error info warn" beethovenctl --json log-level ''
 expect "" beethovenctl log-level info ''
 expect "$all_cmds" beethovenctl help ''
+expect "allocate allocation-list" beethovenctl al
+expect "del get ls put watch" beethovenctl kv ''
+expect "get" beethovenctl kv g
+expect "--if-version" beethovenctl kv put --i
+expect "--prefix" beethovenctl kv ls t --p
+expect "--initial" beethovenctl kv watch --in
+expect "bytes json" beethovenctl kv put --type ''
+expect "" beethovenctl kv put --if-version ''
+expect "count percent pre_processed" beethovenctl signal x --type ''
+expect "--dec --inc --set --type --weight" beethovenctl signal x ''
+expect "" beethovenctl signal x --weight ''
+expect "--history" beethovenctl hw --hi
 expect "drain" beethovenctl help dr
 expect "" beethovenctl help drain ''
 

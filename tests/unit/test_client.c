@@ -21,6 +21,9 @@
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2339,6 +2342,1638 @@ static void test_ctl_status_and_events_show_azure(void **state)
     fake_finish(f);
 }
 
+/* ---- hw, signals, allocator ---- */
+
+#define HW_RESULT                                                              \
+    "{\"interval_ms\":5000,\"history_max\":720,\"cpu\":{\"percent\":12.5,"     \
+    "\"history\":[{\"t\":1796187081000,\"v\":10},{\"t\":1796187086000,"        \
+    "\"v\":12.5}]},\"ram\":{\"percent\":43.25,\"used_bytes\":1073741824,"      \
+    "\"total_bytes\":4294967296,\"history\":[{\"t\":1796187086000,"            \
+    "\"v\":43.25}]}}"
+
+static void test_client_hw_parses_fields(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_hw *hw = NULL;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"hw\",\"args\":{\"history\""
+                                        ":2}}",
+                              .reply = OK(HW_RESULT)});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"hw\",\"args\":{}}",
+                              .reply = OK("{\"interval_ms\":5000,\"cpu\":{"
+                                          "\"percent\":null,\"history\":[]},"
+                                          "\"ram\":{\"percent\":null}}")});
+    fake_add(f, (struct step){.expect = "hw",
+                              .reply = OK("{\"cpu\":{\"percent\":\"x\"},"
+                                          "\"ram\":{}}")});
+    fake_add(f, (struct step){.expect = "hw", .reply = OK("{\"cpu\":{}}")});
+    fake_add(f, (struct step){.expect = "hw",
+                              .reply = OK("{\"cpu\":{\"history\":[{\"t\":"
+                                          "\"now\",\"v\":1}]},\"ram\":{}}")});
+    fake_add(f, (struct step){.expect = "hw",
+                              .reply = ERR("ESTATE", "hw: the hardware "
+                                                     "monitor is not "
+                                                     "running")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_hw(c, 2, &hw), 0);
+    assert_int_equal(hw->interval_ms, 5000);
+    assert_int_equal(hw->history_max, 720);
+    assert_int_equal(hw->cpu.known, 1);
+    assert_true(hw->cpu.percent == 12.5);
+    assert_int_equal(hw->cpu.n_history, 2);
+    assert_true(hw->cpu.history[0].t_ms == 1796187081000LL);
+    assert_true(hw->cpu.history[0].v == 10);
+    assert_true(hw->cpu.history[1].v == 12.5);
+    assert_int_equal(hw->ram.known, 1);
+    assert_true(hw->ram.percent == 43.25);
+    assert_true(hw->ram_used_bytes == 1073741824ULL);
+    assert_true(hw->ram_total_bytes == 4294967296ULL);
+    assert_int_equal(hw->ram.n_history, 1);
+    assert_true(hw->ram.history[0].t_ms == 1796187086000LL);
+    bt_hw_free(hw);
+    /* not sampled yet */
+    assert_int_equal(bt_hw(c, -1, &hw), 0);
+    assert_int_equal(hw->cpu.known, 0);
+    assert_int_equal(hw->ram.known, 0);
+    assert_int_equal(hw->cpu.n_history, 0);
+    bt_hw_free(hw);
+    /* wrong shapes */
+    assert_int_equal(bt_hw(c, -1, &hw), BT_EPROTO);
+    assert_null(hw);
+    assert_int_equal(bt_hw(c, -1, &hw), BT_EPROTO);
+    assert_int_equal(bt_hw(c, -1, &hw), BT_EPROTO);
+    assert_non_null(strstr(bt_last_error(c), "hw: "));
+    assert_int_equal(bt_hw(c, -1, &hw), BT_ESTATE);
+    assert_string_equal(bt_last_error_code(c), "ESTATE");
+    /* refused before any I/O */
+    assert_int_equal(bt_hw(c, BT_HW_HISTORY_MAX + 1, &hw), BT_EINVAL);
+    assert_int_equal(bt_hw(c, -2, &hw), BT_EINVAL);
+    assert_int_equal(bt_hw(c, 1, NULL), BT_EINVAL);
+    assert_int_equal(bt_hw(NULL, 1, &hw), BT_EINVAL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+#define SIGNAL_RESULT                                                          \
+    "{\"name\":\"load\",\"type\":\"count\",\"weight\":2.5,\"value\":4,"        \
+    "\"contribution\":10,\"builtin\":false}"
+
+static void test_client_signal_requests_and_result(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_signal s;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"signal\",\"args\":{"
+                                        "\"name\":\"load\",\"type\":\"count\","
+                                        "\"inc\":true}}",
+                              .reply = OK(SIGNAL_RESULT)});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"signal\",\"args\":{"
+                                        "\"name\":\"load\",\"weight\":2.5,"
+                                        "\"set\":4",
+                              .reply = OK(SIGNAL_RESULT)});
+    fake_add(f, (struct step){.expect = "\"name\":\"load\",\"dec\":true}",
+                              .reply = OK(SIGNAL_RESULT)});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"signal\",\"args\":{"
+                                        "\"name\":\"cpu\",\"weight\":0.0}}",
+                              .reply = OK("{\"name\":\"cpu\",\"type\":"
+                                          "\"percent\",\"weight\":0,\"value\":"
+                                          "null,\"contribution\":0,"
+                                          "\"builtin\":true}")});
+    fake_add(f, (struct step){.expect = "signal",
+                              .reply = ERR("EINVAL", "signal: load is a count "
+                                                     "signal; its type cannot "
+                                                     "change to percent")});
+    fake_add(f, (struct step){.expect = "signal", .reply = OK("[]")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_signal(c, "load", "count", BT_SIGNAL_WEIGHT_KEEP,
+                               BT_SIGNAL_INC, 0, &s),
+                     0);
+    assert_string_equal(s.name, "load");
+    assert_string_equal(s.type, "count");
+    assert_true(s.weight == 2.5 && s.value == 4 && s.contribution == 10);
+    assert_int_equal(s.known, 1);
+    assert_int_equal(s.builtin, 0);
+    assert_int_equal(bt_signal(c, "load", NULL, 2.5, BT_SIGNAL_SET, 4, NULL),
+                     0);
+    assert_int_equal(
+        bt_signal(c, "load", NULL, BT_SIGNAL_WEIGHT_KEEP, BT_SIGNAL_DEC, 0, &s),
+        0);
+    assert_int_equal(bt_signal(c, "cpu", NULL, 0, BT_SIGNAL_KEEP, 0, &s), 0);
+    assert_int_equal(s.known, 0);
+    assert_int_equal(s.builtin, 1);
+    assert_int_equal(bt_signal(c, "load", "percent", BT_SIGNAL_WEIGHT_KEEP,
+                               BT_SIGNAL_SET, 5, &s),
+                     BT_EINVAL);
+    assert_string_equal(bt_last_error_code(c), "EINVAL");
+    assert_non_null(strstr(bt_last_error(c), "cannot change to percent"));
+    assert_int_equal(
+        bt_signal(c, "load", NULL, BT_SIGNAL_WEIGHT_KEEP, BT_SIGNAL_INC, 0, &s),
+        BT_EPROTO);
+    assert_string_equal(s.name, "");
+    /* refused before any I/O */
+    assert_int_equal(
+        bt_signal(c, "bad name", "count", 1, BT_SIGNAL_INC, 0, NULL),
+        BT_EINVAL);
+    assert_string_equal(bt_last_error_code(c), "");
+    assert_non_null(strstr(bt_last_error(c), "name"));
+    assert_int_equal(bt_signal(c, "", "count", 1, BT_SIGNAL_INC, 0, NULL),
+                     BT_EINVAL);
+    assert_int_equal(bt_signal(c, NULL, "count", 1, BT_SIGNAL_INC, 0, NULL),
+                     BT_EINVAL);
+    assert_int_equal(bt_signal(c, "load", "counter", 1, BT_SIGNAL_INC, 0, NULL),
+                     BT_EINVAL);
+    assert_non_null(strstr(bt_last_error(c), "counter"));
+    assert_int_equal(bt_signal(c, "load", NULL, -2, BT_SIGNAL_INC, 0, NULL),
+                     BT_EINVAL);
+    assert_int_equal(bt_signal(c, "load", NULL, NAN, BT_SIGNAL_INC, 0, NULL),
+                     BT_EINVAL);
+    assert_int_equal(
+        bt_signal(c, "load", NULL, 1, BT_SIGNAL_SET, INFINITY, NULL),
+        BT_EINVAL);
+    assert_int_equal(
+        bt_signal(c, "load", NULL, 1, (enum bt_signal_op)9, 0, NULL),
+        BT_EINVAL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_signals_list(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_signal *sigs = NULL;
+    size_t n = 0;
+    double score = -1;
+
+    fake_add(
+        f, (struct step){.expect = "{\"cmd\":\"signals\",\"args\":{}}",
+                         .reply = OK("{\"score\":11.5,\"signals\":[{"
+                                     "\"name\":\"cpu\",\"type\":"
+                                     "\"percent\",\"weight\":1,\"value\":"
+                                     "null,\"contribution\":0,"
+                                     "\"builtin\":true}," SIGNAL_RESULT "]}")});
+    fake_add(
+        f, (struct step){.expect = "signals", .reply = OK("{\"signals\":[]}")});
+    fake_add(f, (struct step){.expect = "signals",
+                              .reply = OK("{\"score\":1,\"signals\":[{"
+                                          "\"type\":\"count\"}]}")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_signals(c, &score, &sigs, &n), 0);
+    assert_true(score == 11.5);
+    assert_int_equal(n, 2);
+    assert_string_equal(sigs[0].name, "cpu");
+    assert_int_equal(sigs[0].builtin, 1);
+    assert_int_equal(sigs[0].known, 0);
+    assert_string_equal(sigs[1].name, "load");
+    assert_true(sigs[1].contribution == 10);
+    bt_signals_free(sigs);
+    assert_int_equal(bt_signals(c, &score, &sigs, &n), BT_EPROTO);
+    assert_null(sigs);
+    assert_int_equal(n, 0);
+    assert_int_equal(bt_signals(c, NULL, &sigs, &n), BT_EPROTO);
+    assert_int_equal(bt_signals(c, NULL, NULL, &n), BT_EINVAL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+#define ALLOC_LIST                                                             \
+    "[{\"id\":\"00000000000000b2\",\"name\":\"node-b\",\"address\":"           \
+    "\"127.0.0.2\",\"score\":1.5,\"status\":\"alive\",\"self\":false},"        \
+    "{\"id\":\"00000000000000a1\",\"name\":\"node-a\",\"address\":"            \
+    "\"127.0.0.1\",\"score\":12,\"status\":\"alive\",\"self\":true},"          \
+    "{\"id\":\"00000000000000c3\",\"name\":\"node-c\",\"address\":"            \
+    "\"127.0.0.3\",\"score\":null,\"status\":\"alive\",\"self\":false}]"
+
+static void test_client_allocate_and_list(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_allocation a, *list = NULL;
+    size_t n = 0;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"allocate\",\"args\":{}}",
+                              .reply = OK("{\"id\":\"00000000000000b2\","
+                                          "\"name\":\"node-b\",\"address\":"
+                                          "\"127.0.0.2\",\"score\":1.5}")});
+    fake_add(f, (struct step){.expect = "allocate",
+                              .reply = OK("{\"id\":\"00000000000000b2\","
+                                          "\"score\":null}")});
+    fake_add(f, (struct step){
+                    .expect = "allocate",
+                    .reply = ERR("ENOTFOUND", "allocate: no active node")});
+    fake_add(f, (struct step){.expect = "allocate",
+                              .reply = OK("{\"name\":\"x\"}")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"allocation_list\","
+                                        "\"args\":{}}",
+                              .reply = OK(ALLOC_LIST)});
+    fake_add(f, (struct step){.expect = "allocation_list", .reply = OK("[]")});
+    fake_add(f, (struct step){.expect = "allocation_list",
+                              .reply = OK("[{\"id\":\"a\",\"score\":\"low\"}"
+                                          "]")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_allocate(c, &a), 0);
+    assert_string_equal(a.id, "00000000000000b2");
+    assert_string_equal(a.name, "node-b");
+    assert_string_equal(a.address, "127.0.0.2");
+    assert_int_equal(a.score_known, 1);
+    assert_true(a.score == 1.5);
+    assert_int_equal(bt_allocate(c, &a), 0);
+    assert_int_equal(a.score_known, 0);
+    assert_int_equal(bt_allocate(c, &a), BT_ENOTFOUND);
+    assert_string_equal(bt_last_error(c), "allocate: no active node");
+    assert_string_equal(a.id, "");
+    assert_int_equal(bt_allocate(c, &a), BT_EPROTO);
+    assert_int_equal(bt_allocation_list(c, &list, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].name, "node-b");
+    assert_string_equal(list[1].status, "alive");
+    assert_int_equal(list[1].self, 1);
+    assert_int_equal(list[2].score_known, 0);
+    bt_allocation_list_free(list);
+    assert_int_equal(bt_allocation_list(c, &list, &n), 0);
+    assert_non_null(list);
+    assert_int_equal(n, 0);
+    bt_allocation_list_free(list);
+    assert_int_equal(bt_allocation_list(c, &list, &n), BT_EPROTO);
+    assert_null(list);
+    assert_int_equal(bt_allocate(c, NULL), BT_EINVAL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+#define NODES3                                                                 \
+    "[{\"id\":\"00000000000000a1\",\"name\":\"node-a\",\"address\":"           \
+    "\"127.0.0.1\",\"port\":3000,\"status\":\"alive\",\"incarnation\":1,"      \
+    "\"last_change\":\"2026-11-23T21:17:54.123Z\",\"self\":true},"             \
+    "{\"id\":\"00000000000000b2\",\"name\":\"node-b\",\"address\":"            \
+    "\"127.0.0.2\",\"port\":3000,\"status\":\"alive\",\"incarnation\":2,"      \
+    "\"last_change\":\"x\",\"self\":false,\"rtt_ms\":3,\"zone\":\"2\"},"       \
+    "{\"id\":\"00000000000000c3\",\"name\":\"node-c\",\"address\":"            \
+    "\"127.0.0.3\",\"port\":3000,\"status\":\"failed\",\"incarnation\":1,"     \
+    "\"last_change\":\"x\",\"self\":false}]"
+
+static void test_client_nodes_detailed(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_node *nodes = NULL;
+    size_t n = 0;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"nodes\",\"args\":{}}",
+                              .reply = OK(NODES3)});
+    fake_add(f,
+             (struct step){.expect = "{\"cmd\":\"roles\",\"args\":{}}",
+                           .reply = OK("[{\"role\":\"db\",\"count\":2,"
+                                       "\"assigned\":2,\"holders\":["
+                                       "\"node-a\",\"node-b\"],"
+                                       "\"holder_ids\":[\"00000000000000a1\","
+                                       "\"00000000000000b2\"]},{\"role\":"
+                                       "\"web\",\"count\":1,\"assigned\":1,"
+                                       "\"holders\":[\"node-a\"],"
+                                       "\"holder_ids\":[\"00000000000000a1\""
+                                       "]}]")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"allocation_list\"",
+                              .reply = OK(ALLOC_LIST)});
+    /* a daemon without roles or allocator: no error */
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"nodes\",\"args\":{"
+                                        "\"active\":true}}",
+                              .reply = OK(NODES3)});
+    fake_add(f, (struct step){.expect = "roles",
+                              .reply = ERR("ENOTFOUND", "unknown command "
+                                                        "'roles'")});
+    fake_add(f, (struct step){.expect = "allocation_list",
+                              .reply = ERR("ENOTFOUND", "unknown command "
+                                                        "'allocation_list'")});
+    /* a failure of the extra requests is one */
+    fake_add(f, (struct step){.expect = "nodes", .reply = OK(NODES3)});
+    fake_add(f, (struct step){.expect = "roles",
+                              .reply = ERR("EUNAVAIL", "no leader")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_nodes(c, BT_NODES_DETAILED, &nodes, &n), 0);
+    assert_int_equal(n, 3);
+    assert_true(nodes[0].rtt_ms == -1);
+    assert_true(nodes[1].rtt_ms == 3);
+    assert_string_equal(nodes[1].zone, "2");
+    assert_string_equal(nodes[0].roles, "db,web");
+    assert_int_equal(nodes[0].n_roles, 2);
+    assert_string_equal(nodes[1].roles, "db");
+    assert_string_equal(nodes[2].roles, "");
+    assert_int_equal(nodes[0].score_known, 1);
+    assert_true(nodes[0].score == 12);
+    assert_true(nodes[1].score == 1.5);
+    assert_int_equal(nodes[2].score_known, 0);
+    bt_nodes_free(nodes);
+    assert_int_equal(
+        bt_nodes(c, BT_NODES_DETAILED | BT_NODES_ACTIVE, &nodes, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(nodes[1].name, "node-b");
+    assert_string_equal(nodes[1].roles, "");
+    assert_int_equal(nodes[1].score_known, 0);
+    assert_string_equal(bt_last_error(c), "");
+    bt_nodes_free(nodes);
+    assert_int_equal(bt_nodes(c, BT_NODES_DETAILED, &nodes, &n), BT_EUNAVAIL);
+    assert_null(nodes);
+    assert_int_equal(bt_nodes(c, 0x4, &nodes, &n), BT_EINVAL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+/* ---- key/value tables ---- */
+
+static void test_client_kv_put_requests(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    unsigned long long v = 0;
+    const unsigned char bin[] = {0x00, 0xff, 'a', 0x10, 0x80};
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_put\",\"args\":{"
+                                        "\"table\":\"progress\",\"key\":"
+                                        "\"w\xc3\xa9\",\"type\":\"json\","
+                                        "\"value\":{\"done\":3,\"l\":[1,2]}}}",
+                              .reply = OK("{\"table\":\"progress\",\"key\":"
+                                          "\"w\",\"version\":12,\"revision\":"
+                                          "12}")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_put\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"k\","
+                                        "\"type\":\"json\",\"value\":null,"
+                                        "\"if_version\":0}}",
+                              .reply = OK("{\"version\":13}")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_put\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"k\","
+                                        "\"type\":\"bytes\",\"value_b64\":"
+                                        "\"AP9hEIA=\",\"if_version\":13}}",
+                              .reply = ERR("ECONFLICT", "kv_put t/k: key "
+                                                        "version is 14, not "
+                                                        "13")});
+    fake_add(f, (struct step){.expect = "\"value_b64\":\"\"",
+                              .reply = OK("{\"version\":15}")});
+    fake_add(f, (struct step){.expect = "\"value\":\"text\"",
+                              .reply = OK("{\"version\":\"16\"}")});
+    fake_add(f, (struct step){.expect = "\"value\":1}",
+                              .reply = ERR("ETOOBIG", "kv_put: the store is "
+                                                      "full")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    /* "w\u00e9" in UTF-8; the value is sent in its compact form */
+    assert_int_equal(bt_kv_put_json(c, "progress", "w\xc3\xa9",
+                                    " { \"done\" : 3, \"l\": [1, 2] } ",
+                                    BT_KV_ANY_VERSION, &v),
+                     0);
+    assert_true(v == 12);
+    assert_int_equal(bt_kv_put_json(c, "t", "k", "null", BT_KV_NEW, &v), 0);
+    assert_true(v == 13);
+    assert_int_equal(bt_kv_put_bytes(c, "t", "k", bin, sizeof(bin), 13, &v),
+                     BT_ECONFLICT);
+    assert_true(v == 0);
+    assert_string_equal(bt_last_error_code(c), "ECONFLICT");
+    assert_non_null(strstr(bt_last_error(c), "version is 14"));
+    assert_int_equal(
+        bt_kv_put_bytes(c, "t", "k", NULL, 0, BT_KV_ANY_VERSION, NULL), 0);
+    assert_int_equal(
+        bt_kv_put_json(c, "t", "k", "\"text\"", BT_KV_ANY_VERSION, &v),
+        BT_EPROTO);
+    assert_int_equal(bt_kv_put_json(c, "t", "k", "1", BT_KV_ANY_VERSION, &v),
+                     BT_ETOOBIG);
+    assert_string_equal(bt_last_error_code(c), "ETOOBIG");
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_kv_checks_before_sending(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    char key[BT_KV_KEY_MAX + 2], name[BT_NAME_MAX + 2];
+    size_t big = BT_KV_JSON_MAX + 1;
+    char *json = malloc(big + 3);
+    char *bytes = calloc(1, BT_KV_BYTES_MAX + 1);
+    struct bt_kv_value *val = NULL;
+    struct bt_kv_list *list = NULL;
+    struct bt_kv_watch *w = NULL;
+
+    assert_non_null(json);
+    assert_non_null(bytes);
+    /* a JSON string of exactly big bytes in compact form */
+    json[0] = '"';
+    memset(json + 1, 'x', big - 2);
+    json[big - 1] = '"';
+    json[big] = '\0';
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    memset(name, 't', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    /* only the last request reaches the daemon */
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_get\",\"args\":{"
+                                        "\"table\":\"ok\",\"key\":\"fine\"}}",
+                              .reply = ERR("ENOTFOUND", "kv_get: no table "
+                                                        "'ok'")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_kv_put_json(c, "t", "k", json, BT_KV_ANY_VERSION, NULL),
+                     BT_ETOOBIG);
+    assert_non_null(strstr(bt_last_error(c), "65537 bytes"));
+    assert_non_null(strstr(bt_last_error(c), "65536"));
+    assert_string_equal(bt_last_error_code(c), "");
+    assert_int_equal(bt_kv_put_bytes(c, "t", "k", bytes, BT_KV_BYTES_MAX + 1,
+                                     BT_KV_ANY_VERSION, NULL),
+                     BT_ETOOBIG);
+    assert_non_null(strstr(bt_last_error(c), "49152"));
+    /* names, keys and documents */
+    assert_int_equal(bt_kv_put_json(c, name, "k", "1", BT_KV_ANY_VERSION, NULL),
+                     BT_EINVAL);
+    assert_non_null(strstr(bt_last_error(c), "table name"));
+    assert_int_equal(
+        bt_kv_put_json(c, "a/b", "k", "1", BT_KV_ANY_VERSION, NULL), BT_EINVAL);
+    assert_int_equal(bt_kv_put_json(c, "", "k", "1", BT_KV_ANY_VERSION, NULL),
+                     BT_EINVAL);
+    assert_int_equal(bt_kv_put_json(c, NULL, "k", "1", BT_KV_ANY_VERSION, NULL),
+                     BT_EINVAL);
+    assert_int_equal(bt_kv_put_json(c, "t", key, "1", BT_KV_ANY_VERSION, NULL),
+                     BT_EINVAL);
+    assert_non_null(strstr(bt_last_error(c), "257 bytes"));
+    assert_int_equal(bt_kv_put_json(c, "t", "", "1", BT_KV_ANY_VERSION, NULL),
+                     BT_EINVAL);
+    assert_int_equal(
+        bt_kv_put_json(c, "t", "\xc3(", "1", BT_KV_ANY_VERSION, NULL),
+        BT_EINVAL);
+    assert_non_null(strstr(bt_last_error(c), "UTF-8"));
+    assert_int_equal(
+        bt_kv_put_json(c, "t", "\xed\xa0\x80", "1", BT_KV_ANY_VERSION, NULL),
+        BT_EINVAL); /* a surrogate */
+    assert_int_equal(
+        bt_kv_put_json(c, "t", "k", "{\"a\":", BT_KV_ANY_VERSION, NULL),
+        BT_EINVAL);
+    assert_non_null(strstr(bt_last_error(c), "JSON"));
+    assert_int_equal(
+        bt_kv_put_json(c, "t", "k", "1 2", BT_KV_ANY_VERSION, NULL), BT_EINVAL);
+    assert_int_equal(bt_kv_put_json(c, "t", "k", "", BT_KV_ANY_VERSION, NULL),
+                     BT_EINVAL);
+    assert_int_equal(
+        bt_kv_put_json(c, "t", "k", "'x'", BT_KV_ANY_VERSION, NULL), BT_EINVAL);
+    assert_int_equal(bt_kv_put_json(c, "t", "k", NULL, BT_KV_ANY_VERSION, NULL),
+                     BT_EINVAL);
+    assert_int_equal(
+        bt_kv_put_bytes(c, "t", "k", NULL, 3, BT_KV_ANY_VERSION, NULL),
+        BT_EINVAL);
+    assert_int_equal(bt_kv_del(c, "t", "k", BT_KV_NEW, NULL), BT_EINVAL);
+    assert_int_equal(bt_kv_get(c, "t", key, &val), BT_EINVAL);
+    assert_null(val);
+    assert_int_equal(bt_kv_list(c, "t", key, 0, &list), BT_EINVAL);
+    assert_int_equal(bt_kv_list(c, "t", NULL, 0x8, &list), BT_EINVAL);
+    assert_int_equal(bt_kv_list(c, NULL, NULL, 0, &list), BT_EINVAL);
+    assert_int_equal(bt_kv_watch_open(c, "a b", NULL, 0, &w), BT_EINVAL);
+    assert_int_equal(bt_kv_watch_open(c, NULL, key, 0, &w), BT_EINVAL);
+    assert_int_equal(bt_kv_watch_open(c, NULL, NULL, 0x10, &w), BT_EINVAL);
+    assert_null(w);
+    assert_int_equal(bt_kv_get(c, "ok", "fine", &val), BT_ENOTFOUND);
+    assert_string_equal(bt_last_error(c), "kv_get: no table 'ok'");
+    bt_close(c);
+    fake_finish(f);
+    free(json);
+    free(bytes);
+}
+
+static void test_client_kv_get_del(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_kv_value *v = NULL;
+    unsigned long long rev = 0;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_get\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"j\"}}",
+                              .reply = OK("{\"table\":\"t\",\"key\":\"j\","
+                                          "\"type\":\"json\",\"value\":{\"a\":"
+                                          "[1,\"x/y\"]},\"version\":7,"
+                                          "\"revision\":9}")});
+    fake_add(f, (struct step){.expect = "\"key\":\"b\"",
+                              .reply = OK("{\"type\":\"bytes\",\"value_b64\":"
+                                          "\"AP9hEIA=\",\"version\":8,"
+                                          "\"revision\":9}")});
+    fake_add(f, (struct step){.expect = "\"key\":\"n\"",
+                              .reply = OK("{\"type\":\"json\",\"value\":null,"
+                                          "\"version\":1}")});
+    fake_add(f, (struct step){.expect = "\"key\":\"u\"",
+                              .reply = OK("{\"type\":\"bytes\",\"value_b64\":"
+                                          "\"AP9\",\"version\":1}")});
+    fake_add(f, (struct step){.expect = "kv_get",
+                              .reply = OK("{\"type\":\"bytes\",\"value_b64\":"
+                                          "\"A*==\",\"version\":1}")});
+    fake_add(f, (struct step){.expect = "kv_get",
+                              .reply = OK("{\"type\":\"text\",\"value\":1}")});
+    fake_add(f, (struct step){.expect = "kv_get",
+                              .reply = OK("{\"type\":\"json\"}")});
+    fake_add(f, (struct step){.expect = "kv_get",
+                              .reply = ERR("ENOTFOUND", "kv_get: no key 'x' "
+                                                        "in table 't'")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_del\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"j\"}}",
+                              .reply = OK("{\"table\":\"t\",\"key\":\"j\","
+                                          "\"revision\":10}")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_del\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"j\","
+                                        "\"if_version\":7}}",
+                              .reply = ERR("ECONFLICT", "version is 8")});
+    fake_add(f, (struct step){.expect = "kv_del",
+                              .reply = ERR("ENOTFOUND", "no key")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_kv_get(c, "t", "j", &v), 0);
+    assert_int_equal(v->type, BT_KV_JSON);
+    assert_string_equal(v->data, "{\"a\":[1,\"x/y\"]}");
+    assert_int_equal(v->len, strlen(v->data));
+    assert_true(v->version == 7 && v->revision == 9);
+    bt_kv_value_free(v);
+    assert_int_equal(bt_kv_get(c, "t", "b", &v), 0);
+    assert_int_equal(v->type, BT_KV_BYTES);
+    assert_int_equal(v->len, 5);
+    assert_memory_equal(v->data,
+                        "\x00\xff"
+                        "a\x10\x80",
+                        5);
+    assert_int_equal(v->data[5], '\0');
+    bt_kv_value_free(v);
+    assert_int_equal(bt_kv_get(c, "t", "n", &v), 0);
+    assert_string_equal(v->data, "null");
+    bt_kv_value_free(v);
+    assert_int_equal(bt_kv_get(c, "t", "u", &v), 0); /* unpadded */
+    assert_int_equal(v->len, 2);
+    assert_memory_equal(v->data, "\x00\xff", 2);
+    bt_kv_value_free(v);
+    assert_int_equal(bt_kv_get(c, "t", "x", &v), BT_EPROTO);
+    assert_null(v);
+    assert_int_equal(bt_kv_get(c, "t", "x", &v), BT_EPROTO);
+    assert_int_equal(bt_kv_get(c, "t", "x", &v), BT_EPROTO);
+    assert_int_equal(bt_kv_get(c, "t", "x", &v), BT_ENOTFOUND);
+    assert_string_equal(bt_last_error(c), "kv_get: no key 'x' in table 't'");
+    assert_int_equal(bt_kv_del(c, "t", "j", BT_KV_ANY_VERSION, &rev), 0);
+    assert_true(rev == 10);
+    assert_int_equal(bt_kv_del(c, "t", "j", 7, &rev), BT_ECONFLICT);
+    assert_int_equal(bt_kv_del(c, "t", "j", BT_KV_ANY_VERSION, NULL),
+                     BT_ENOTFOUND);
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_kv_ls(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_kv_table *tables = NULL;
+    struct bt_kv_list *list = NULL;
+    unsigned long long rev = 0;
+    size_t n = 0;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_ls\",\"args\":{}}",
+                              .reply = OK("{\"revision\":40,\"tables\":[{"
+                                          "\"table\":\"a\",\"keys\":2,"
+                                          "\"bytes\":30},{\"table\":\"b\","
+                                          "\"keys\":1,\"bytes\":5}]}")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_ls\",\"args\":{"
+                                        "\"table\":\"a\",\"prefix\":\"w\","
+                                        "\"values\":true}}",
+                              .reply = OK("{\"revision\":40,\"table\":\"a\","
+                                          "\"entries\":[{\"key\":\"w1\","
+                                          "\"type\":\"json\",\"version\":3,"
+                                          "\"bytes\":7,\"value\":{\"n\":1}},{"
+                                          "\"key\":\"w2\",\"type\":\"bytes\","
+                                          "\"version\":4,\"bytes\":2,"
+                                          "\"value_b64\":\"aGk=\"}]}")});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_ls\",\"args\":{"
+                                        "\"table\":\"a\"}}",
+                              .reply = OK("{\"revision\":40,\"table\":\"a\","
+                                          "\"entries\":[{\"key\":\"w1\","
+                                          "\"type\":\"json\",\"version\":3,"
+                                          "\"bytes\":7}]}")});
+    fake_add(f,
+             (struct step){.expect = "kv_ls",
+                           .reply = ERR("ENOTFOUND", "kv_ls: no table 'zz'")});
+    fake_add(f, (struct step){.expect = "kv_ls",
+                              .reply = OK("{\"entries\":[{\"version\":1}]}")});
+    fake_add(f, (struct step){.expect = "kv_ls",
+                              .reply = OK("{\"tables\":[{\"keys\":1}]}")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_kv_tables(c, &tables, &n, &rev), 0);
+    assert_int_equal(n, 2);
+    assert_true(rev == 40);
+    assert_string_equal(tables[0].name, "a");
+    assert_true(tables[0].keys == 2 && tables[0].bytes == 30);
+    assert_string_equal(tables[1].name, "b");
+    bt_kv_tables_free(tables);
+    assert_int_equal(bt_kv_list(c, "a", "w", BT_KV_VALUES, &list), 0);
+    assert_string_equal(list->table, "a");
+    assert_true(list->revision == 40);
+    assert_int_equal(list->count, 2);
+    assert_string_equal(list->entries[0].key, "w1");
+    assert_int_equal(list->entries[0].type, BT_KV_JSON);
+    assert_string_equal(list->entries[0].value, "{\"n\":1}");
+    assert_true(list->entries[0].version == 3 && list->entries[0].bytes == 7);
+    assert_string_equal(list->entries[1].key, "w2");
+    assert_int_equal(list->entries[1].type, BT_KV_BYTES);
+    assert_int_equal(list->entries[1].len, 2);
+    assert_string_equal(list->entries[1].value, "hi");
+    bt_kv_list_free(list);
+    assert_int_equal(bt_kv_list(c, "a", "", 0, &list), 0);
+    assert_int_equal(list->count, 1);
+    assert_null(list->entries[0].value);
+    assert_int_equal(list->entries[0].type, BT_KV_JSON);
+    bt_kv_list_free(list);
+    assert_int_equal(bt_kv_list(c, "zz", NULL, 0, &list), BT_ENOTFOUND);
+    assert_null(list);
+    assert_int_equal(bt_kv_list(c, "a", NULL, 0, &list), BT_EPROTO);
+    assert_int_equal(bt_kv_tables(c, &tables, &n, NULL), BT_EPROTO);
+    assert_null(tables);
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_kv_watch_stream(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_kv_watch *w = NULL;
+    struct bt_kv_event *ev = NULL;
+
+    /* the handle's own connection, unused: accepted and closed */
+    fake_add(f, (struct step){.close_after = true});
+    fake_add(f,
+             (struct step){
+                 .expect = "{\"cmd\":\"kv_watch\",\"args\":{\"table\":\"p\","
+                           "\"prefix\":\"w\",\"initial\":true}}",
+                 .reply = OK("{\"watching\":true,\"revision\":20,\"table\":"
+                             "\"p\",\"entries\":[{\"key\":\"w1\",\"type\":"
+                             "\"json\",\"version\":3,\"bytes\":1,\"value\":"
+                             "5}]}") "{\"kv\":{\"op\":\"put\",\"table\":"
+                                     "\"p\",\"key\":\"w2\",\"type\":\"bytes\","
+                                     "\"value_b64\":\"aGk=\",\"version\":21,"
+                                     "\"revision\":21}}\n"
+                                     "not json\n"
+                                     "{\"kv\":{\"op\":\"del\",\"table\":\"p\","
+                                     "\"key\":\"w1\",\"revision\":22}}\n"
+                                     "{\"kv\":{\"op\":\"resync\","
+                                     "\"revision\":30}}\n",
+                 .delay_ms = 0,
+                 .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_watch\",\"args\":{}}",
+                              .reply = ERR("ESTATE", "kv_watch: not in a "
+                                                     "cluster yet"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_watch\"",
+                              .reply = OK("{\"revision\":1}"),
+                              .close_after = true});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_kv_watch_open(c, "p", "w", BT_KV_INITIAL, &w), 0);
+    assert_true(bt_kv_watch_revision(w) == 20);
+    /* the handle that opened the watch stays free for requests */
+    assert_int_equal(bt_kv_watch_next(w, 2000, &ev), 0);
+    assert_int_equal(ev->op, BT_KV_OP_INITIAL);
+    assert_string_equal(ev->table, "p");
+    assert_string_equal(ev->key, "w1");
+    assert_string_equal(ev->value, "5");
+    assert_true(ev->version == 3 && ev->revision == 20);
+    assert_string_equal(ev->json, "{\"op\":\"initial\",\"table\":\"p\","
+                                  "\"key\":\"w1\",\"type\":\"json\","
+                                  "\"version\":3,\"bytes\":1,\"value\":5}");
+    bt_kv_event_free(ev);
+    assert_int_equal(bt_kv_watch_next(w, 2000, &ev), 0);
+    assert_int_equal(ev->op, BT_KV_OP_PUT);
+    assert_string_equal(ev->key, "w2");
+    assert_int_equal(ev->type, BT_KV_BYTES);
+    assert_string_equal(ev->value, "hi");
+    assert_true(ev->version == 21 && ev->revision == 21);
+    assert_true(bt_kv_watch_revision(w) == 21);
+    bt_kv_event_free(ev);
+    assert_int_equal(bt_kv_watch_next(w, 2000, &ev), BT_EPROTO);
+    assert_null(ev);
+    assert_non_null(strstr(bt_kv_watch_last_error(w), "kv_watch"));
+    assert_int_equal(bt_kv_watch_next(w, 2000, &ev), 0);
+    assert_int_equal(ev->op, BT_KV_OP_DEL);
+    assert_string_equal(ev->key, "w1");
+    assert_null(ev->value);
+    assert_true(ev->revision == 22);
+    bt_kv_event_free(ev);
+    assert_int_equal(bt_kv_watch_next(w, 2000, &ev), 0);
+    assert_int_equal(ev->op, BT_KV_OP_RESYNC);
+    assert_string_equal(ev->table, "");
+    assert_true(ev->revision == 30);
+    bt_kv_event_free(ev);
+    assert_int_equal(bt_kv_watch_next(w, 2000, &ev), BT_ECLOSED);
+    assert_int_equal(bt_kv_watch_next(w, 0, &ev), BT_ECLOSED);
+    bt_kv_watch_close(w);
+    w = NULL;
+    /* refusals go to the handle that asked */
+    assert_int_equal(bt_kv_watch_open(c, NULL, NULL, 0, &w), BT_ESTATE);
+    assert_null(w);
+    assert_string_equal(bt_last_error(c), "kv_watch: not in a cluster yet");
+    assert_string_equal(bt_last_error_code(c), "ESTATE");
+    assert_int_equal(bt_kv_watch_open(c, NULL, NULL, 0, &w), BT_EPROTO);
+    assert_null(w);
+    assert_int_equal(bt_kv_watch_next(NULL, 0, &ev), BT_EINVAL);
+    bt_kv_watch_close(NULL);
+    bt_close(c);
+    fake_finish(f);
+}
+
+static void test_client_kv_watch_timeout_then_event(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_kv_watch *w = NULL;
+    struct bt_kv_event *ev = NULL;
+
+    fake_add(f, (struct step){.close_after = true}); /* the handle's */
+    fake_add(f, (struct step){.expect = "kv_watch",
+                              .reply = OK("{\"watching\":true,"
+                                          "\"revision\":0}")});
+    fake_add(f, (struct step){.delay_ms = 300,
+                              .reply = "{\"kv\":{\"op\":\"put\",\"table\":"
+                                       "\"t\",\"key\":\"k\",\"type\":\"json\","
+                                       "\"value\":[],\"version\":1,"
+                                       "\"revision\":1}}\n",
+                              .close_after = true});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_kv_watch_open(c, NULL, NULL, 0, &w), 0);
+    bt_close(c); /* the watch does not need it */
+    assert_int_equal(bt_kv_watch_next(w, 0, &ev), BT_ETIMEDOUT);
+    assert_int_equal(bt_kv_watch_next(w, 50, &ev), BT_ETIMEDOUT);
+    assert_int_equal(bt_kv_watch_next(w, 5000, &ev), 0);
+    assert_string_equal(ev->value, "[]");
+    bt_kv_event_free(ev);
+    bt_kv_watch_close(w);
+    fake_finish(f);
+}
+
+/* ---- JSON values: depth, NaN, size (finding: limits the daemon shares) */
+
+/* depth levels of arrays around 1: "[[1]]" for 2; a malloc'd string. */
+static char *deep_array(int depth)
+{
+    char *s = malloc((size_t)depth * 2 + 2);
+    assert_non_null(s);
+    memset(s, '[', (size_t)depth);
+    s[depth] = '1';
+    memset(s + depth + 1, ']', (size_t)depth);
+    s[depth * 2 + 1] = '\0';
+    return s;
+}
+
+static void test_client_kv_put_json_depth_nan_and_size(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    char *ok24 = deep_array(BT_KV_JSON_DEPTH_MAX);
+    char *bad25 = deep_array(BT_KV_JSON_DEPTH_MAX + 1);
+    char *bad100 = deep_array(100); /* deeper than the parser goes */
+    char *objs = malloc(16 * (BT_KV_JSON_DEPTH_MAX + 1) + 16), *p = objs;
+    char expect[160];
+    size_t big = BT_KV_JSON_TEXT_MAX + 1;
+    char *text = malloc(big + 1);
+    static const char *const not_finite[] = {
+        "NaN", "Infinity", "-Infinity", "[1, NaN]", "{\"a\": {\"b\": 1e999}}",
+    };
+
+    assert_non_null(objs);
+    assert_non_null(text);
+    /* {"a":{"a":...{"a":1}...}}, 25 objects deep */
+    for (int i = 0; i <= BT_KV_JSON_DEPTH_MAX; i++)
+        p += sprintf(p, "{\"a\":");
+    p += sprintf(p, "1");
+    for (int i = 0; i <= BT_KV_JSON_DEPTH_MAX; i++)
+        *p++ = '}';
+    *p = '\0';
+    /* the deepest value allowed is sent as it is */
+    snprintf(expect, sizeof(expect), "\"type\":\"json\",\"value\":%s}}", ok24);
+    fake_add(f,
+             (struct step){.expect = expect, .reply = OK("{\"version\":3}")});
+    fake_add(f, (struct step){.expect = "\"type\":\"json\",\"value\":1}}",
+                              .reply = OK("{\"version\":4}")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_kv_put_json(c, "t", "k", ok24, BT_KV_ANY_VERSION, NULL),
+                     0);
+    /* one level more is refused before sending, as the daemon would */
+    assert_int_equal(
+        bt_kv_put_json(c, "t", "k", bad25, BT_KV_ANY_VERSION, NULL), BT_EINVAL);
+    assert_string_equal(bt_last_error(c),
+                        "kv_put: value is nested deeper than 24 levels");
+    assert_string_equal(bt_last_error_code(c), "");
+    assert_int_equal(bt_kv_put_json(c, "t", "k", objs, BT_KV_ANY_VERSION, NULL),
+                     BT_EINVAL);
+    assert_string_equal(bt_last_error(c),
+                        "kv_put: value is nested deeper than 24 levels");
+    assert_int_equal(
+        bt_kv_put_json(c, "t", "k", bad100, BT_KV_ANY_VERSION, NULL),
+        BT_EINVAL);
+    assert_string_equal(bt_last_error(c),
+                        "kv_put: value is nested deeper than 24 levels");
+    for (size_t i = 0; i < sizeof(not_finite) / sizeof(not_finite[0]); i++) {
+        assert_int_equal(
+            bt_kv_put_json(c, "t", "k", not_finite[i], BT_KV_ANY_VERSION, NULL),
+            BT_EINVAL);
+        assert_string_equal(bt_last_error(c),
+                            "kv_put: value contains NaN or Infinity, which "
+                            "JSON does not allow");
+    }
+    /* text longer than BT_KV_JSON_TEXT_MAX: too big, valid JSON or not */
+    text[0] = '"';
+    memset(text + 1, 'x', big - 2);
+    text[big - 1] = '"';
+    text[big] = '\0';
+    assert_int_equal(bt_kv_put_json(c, "t", "k", text, BT_KV_ANY_VERSION, NULL),
+                     BT_ETOOBIG);
+    assert_non_null(strstr(bt_last_error(c), "524289 bytes of text"));
+    assert_non_null(strstr(bt_last_error(c), "65536"));
+    text[big - 1] = 'x'; /* and not even a document */
+    assert_int_equal(bt_kv_put_json(c, "t", "k", text, BT_KV_ANY_VERSION, NULL),
+                     BT_ETOOBIG);
+    /* at BT_KV_JSON_TEXT_MAX it is parsed; its compact form decides */
+    memset(text, ' ', big);
+    text[big - 2] = '1';
+    text[big - 1] = '\0';
+    assert_int_equal(bt_kv_put_json(c, "t", "k", text, BT_KV_ANY_VERSION, NULL),
+                     0);
+    bt_close(c);
+    fake_finish(f); /* nothing else reached the daemon */
+    free(ok24);
+    free(bad25);
+    free(bad100);
+    free(objs);
+    free(text);
+}
+
+/* A value the daemon accepts parses however deep the reply nests it (a
+ * kv_ls entry is 4 levels below the reply's top), and beyond. */
+static void test_client_kv_deep_values_read(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_kv_value *v = NULL;
+    struct bt_kv_list *list = NULL;
+    struct bt_kv_watch *w = NULL;
+    struct bt_kv_event *ev = NULL;
+    char *d24 = deep_array(BT_KV_JSON_DEPTH_MAX), *d40 = deep_array(40);
+    char get[256], ls[256], watch[256];
+
+    snprintf(get, sizeof(get),
+             OK("{\"type\":\"json\",\"value\":%s,\"version\":1}"), d40);
+    snprintf(ls, sizeof(ls),
+             OK("{\"revision\":2,\"entries\":[{\"key\":\"k\",\"type\":"
+                "\"json\",\"version\":1,\"bytes\":49,\"value\":%s}]}"),
+             d24);
+    snprintf(watch, sizeof(watch),
+             OK("{\"watching\":true,\"revision\":2,\"entries\":[{\"key\":"
+                "\"k\",\"type\":\"json\",\"version\":1,\"value\":%s}]}"),
+             d24);
+    fake_add(f, (struct step){.expect = "kv_get", .reply = get});
+    fake_add(f, (struct step){.expect = "\"values\":true",
+                              .reply = ls,
+                              .close_after = true});
+    fake_add(f, (struct step){
+                    .expect = "kv_watch", .reply = watch, .close_after = true});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_kv_get(c, "t", "k", &v), 0);
+    assert_string_equal(v->data, d40);
+    bt_kv_value_free(v);
+    assert_int_equal(bt_kv_list(c, "t", NULL, BT_KV_VALUES, &list), 0);
+    assert_int_equal(list->count, 1);
+    assert_string_equal(list->entries[0].value, d24);
+    bt_kv_list_free(list);
+    /* the fake closed that connection; the watch is the next one */
+    assert_int_equal(bt_kv_watch_open(c, "t", NULL, BT_KV_INITIAL, &w), 0);
+    bt_close(c);
+    assert_int_equal(bt_kv_watch_next(w, 2000, &ev), 0);
+    assert_int_equal(ev->op, BT_KV_OP_INITIAL);
+    assert_string_equal(ev->value, d24);
+    bt_kv_event_free(ev);
+    bt_kv_watch_close(w);
+    fake_finish(f);
+    free(d24);
+    free(d40);
+}
+
+/* A watcher the daemon cuts off (it fell 1 MiB behind: the last line is
+ * cut short) or a stream that ends mid-line is closed, not a bad line. */
+static void test_client_stream_cut_off_is_eclosed(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_kv_watch *w = NULL;
+    struct bt_kv_event *ev = NULL;
+    char *json = (char *)"x";
+
+    fake_add(f, (struct step){.close_after = true}); /* the handle's own */
+    fake_add(f, (struct step){.expect = "kv_watch",
+                              .reply = OK("{\"watching\":true,\"revision\":"
+                                          "5}") "{\"kv\":{\"op\":\"put\","
+                                                "\"table\":\"t\",\"key\":"
+                                                "\"k\",\"type\":\"json\","
+                                                "\"value\":1,\"version\":6,"
+                                                "\"revision\":6}}\n"
+                                                "{\"kv\":{\"op\":\"put\",\"ta",
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "events",
+                              .reply = OK("{\"subscribed\":true}") "{\"event\""
+                                                                   ":{\"kin",
+                              .close_after = true});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_kv_watch_open(c, NULL, NULL, 0, &w), 0);
+    bt_close(c);
+    assert_int_equal(bt_kv_watch_next(w, 2000, &ev), 0);
+    assert_true(ev->revision == 6);
+    bt_kv_event_free(ev);
+    assert_int_equal(bt_kv_watch_next(w, 2000, &ev), BT_ECLOSED);
+    assert_null(ev);
+    assert_non_null(strstr(bt_kv_watch_last_error(w), "1 MiB behind"));
+    assert_int_equal(bt_kv_watch_next(w, 0, &ev), BT_ECLOSED);
+    bt_kv_watch_close(w);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_events_subscribe(c, 0), 0);
+    assert_int_equal(bt_events_next(c, 2000, &json), BT_ECLOSED);
+    assert_null(json);
+    assert_non_null(strstr(bt_last_error(c), "middle of a line"));
+    assert_int_equal(bt_events_next(c, 0, &json), BT_ECLOSED);
+    bt_close(c);
+    fake_finish(f);
+}
+
+/* ---- allocation failure while a reply is awaited ---- */
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_NO_REALLOC_HOOK 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_NO_REALLOC_HOOK 1
+#endif
+
+#ifndef TEST_NO_REALLOC_HOOK
+/* glibc's own realloc(); this file's realloc() replaces it for the whole
+ * test binary, libbeethoven included (it is linked in statically). */
+extern void *__libc_realloc(void *p, size_t n);
+/* The next realloc() of exactly this many bytes fails once (0: none). */
+static atomic_size_t fail_realloc_size;
+
+void *realloc(void *p, size_t n)
+{
+    size_t want = n;
+    if (n != 0 && atomic_compare_exchange_strong(&fail_realloc_size, &want, 0))
+        return NULL;
+    return __libc_realloc(p, n);
+}
+#endif
+
+/* BT_ENOMEM after the request went out drops the connection: the late
+ * reply must not answer the next request. */
+static void test_client_enomem_drops_connection(void **state)
+{
+#ifdef TEST_NO_REALLOC_HOOK
+    (void)state;
+    skip(); /* the sanitizer owns realloc() */
+#else
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_kv_value *v = NULL;
+
+    fake_add(f, (struct step){.expect = "\"key\":\"a\"",
+                              .reply = OK("{\"type\":\"json\",\"value\":"
+                                          "\"A\",\"version\":1}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "\"key\":\"b\"",
+                              .reply = OK("{\"type\":\"json\",\"value\":"
+                                          "\"B\",\"version\":2}")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    /* the read buffer's first allocation (CLIENT_READ_CHUNK) fails */
+    atomic_store(&fail_realloc_size, 65536);
+    assert_int_equal(bt_kv_get(c, "t", "a", &v), BT_ENOMEM);
+    assert_null(v);
+    assert_int_equal(atomic_load(&fail_realloc_size), 0);
+    assert_int_equal(bt_kv_get(c, "t", "b", &v), 0);
+    assert_string_equal(v->data, "\"B\""); /* not A's late reply */
+    assert_true(v->version == 2);
+    bt_kv_value_free(v);
+    bt_close(c);
+    fake_finish(f);
+#endif
+}
+
+/* ---- argument errors: the message names the argument, out-pointers are
+ * cleared ---- */
+
+static void test_client_bad_arguments_reset_error_and_outputs(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct bt_node *nodes = (struct bt_node *)1;
+    struct bt_holder *holders = (struct bt_holder *)1;
+    struct bt_kv_value *v = NULL;
+    struct bt_status s;
+    struct bt_event e;
+    size_t n = 9;
+    char *p = (char *)"x", level[4] = "abc";
+
+    fake_add(f, (struct step){.expect = "kv_get",
+                              .reply = ERR("ENOTFOUND", "no table 't'")});
+    fake_start(f);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    assert_int_equal(bt_kv_get(c, "t", "k", &v), BT_ENOTFOUND);
+    assert_null(v);
+    assert_string_equal(bt_last_error(c), "no table 't'");
+    /* refused before locking once; now each sets its own message */
+    assert_int_equal(bt_nodes(c, 0x80, &nodes, &n), BT_EINVAL);
+    assert_null(nodes);
+    assert_int_equal(n, 0);
+    assert_non_null(strstr(bt_last_error(c), "unknown flags 0x80"));
+    assert_string_equal(bt_last_error_code(c), "");
+    assert_int_equal(bt_whois(c, "", &holders, &n), BT_EINVAL);
+    assert_null(holders);
+    assert_non_null(strstr(bt_last_error(c), "role name"));
+    assert_int_equal(bt_log_level(c, NULL, level, sizeof(level)), BT_EINVAL);
+    assert_string_equal(level, "");
+    assert_non_null(strstr(bt_last_error(c), "at least 8"));
+    assert_int_equal(bt_request(c, NULL, &p), BT_EINVAL);
+    assert_null(p);
+    assert_non_null(strstr(bt_last_error(c), "request"));
+    assert_int_equal(bt_status(c, NULL), BT_EINVAL);
+    assert_non_null(strstr(bt_last_error(c), "out is NULL"));
+    /* c NULL: the out-pointers are still cleared */
+    p = (char *)"x";
+    assert_int_equal(bt_call(NULL, "status", NULL, &p), BT_EINVAL);
+    assert_null(p);
+    p = (char *)"x";
+    assert_int_equal(bt_request(NULL, "{}", &p), BT_EINVAL);
+    assert_null(p);
+    p = (char *)"x";
+    assert_int_equal(bt_events_next(NULL, 0, &p), BT_EINVAL);
+    assert_null(p);
+    memset(&s, 0x55, sizeof(s));
+    assert_int_equal(bt_status(NULL, &s), BT_EINVAL);
+    assert_string_equal(s.node_id, "");
+    assert_int_equal(s.lease_valid, -1);
+    memset(&e, 0x55, sizeof(e));
+    assert_int_equal(bt_event_parse(NULL, &e), BT_EINVAL);
+    assert_string_equal(e.kind, "");
+    bt_close(c);
+    fake_finish(f);
+}
+
+/* ---- per-thread error slots are freed with their thread ---- */
+
+static void *slot_worker_main(void *arg)
+{
+    struct bt_client *c = arg;
+    struct bt_kv_value *v = NULL;
+    /* refused locally: a slot for this thread, nothing sent */
+    int rc = bt_kv_get(c, "bad name", "k", &v);
+    bool ok = rc == BT_EINVAL && strstr(bt_last_error(c), "table name") != NULL;
+    return ok ? arg : NULL;
+}
+
+static size_t heap_in_use(void)
+{
+    return mallinfo2().uordblks;
+}
+
+static void run_slot_workers(struct bt_client *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        pthread_t t;
+        void *res = NULL;
+        assert_int_equal(pthread_create(&t, NULL, slot_worker_main, c), 0);
+        assert_int_equal(pthread_join(t, &res), 0);
+        assert_ptr_equal(res, c);
+    }
+}
+
+static void test_client_error_slots_freed_with_threads(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c, *c2;
+    struct bt_kv_value *v = NULL;
+    size_t before, after;
+
+    f->lfd = fake_listen(f->path); /* connections wait in the backlog */
+    assert_true(f->lfd >= 0);
+    assert_int_equal(bt_open(f->path, &c), 0);
+    run_slot_workers(c, 20); /* thread stacks and their caches settle */
+    before = heap_in_use();
+    run_slot_workers(c, 400);
+    after = heap_in_use();
+    /* a slot is over 500 bytes: 400 kept slots would be 200 KB */
+    assert_true(after < before + 16 * 1024);
+    /* a handle's slot of this thread goes at bt_close(); the message of
+     * another handle is unaffected */
+    assert_int_equal(bt_open(f->path, &c2), 0);
+    assert_int_equal(bt_kv_get(c2, "t", "", &v), BT_EINVAL);
+    assert_int_equal(bt_kv_get(c, "bad name", "k", &v), BT_EINVAL);
+    bt_close(c2);
+    assert_non_null(strstr(bt_last_error(c), "table name"));
+    assert_string_equal(bt_last_error(NULL), "");
+    bt_close(c);
+}
+
+/* Each thread's bt_last_error() is its own. */
+struct err_worker {
+    struct bt_client *c;
+    bool fail; /* ask for an unknown key */
+    int ok;
+};
+
+static void *err_worker_main(void *arg)
+{
+    struct err_worker *w = arg;
+    for (int i = 0; i < 100; i++) {
+        struct bt_kv_value *v = NULL;
+        int rc = bt_kv_get(w->c, "t", w->fail ? "missing" : "there", &v);
+        usleep(100);
+        if (w->fail && rc == BT_ENOTFOUND &&
+            strcmp(bt_last_error(w->c), "no key 'missing'") == 0 &&
+            strcmp(bt_last_error_code(w->c), "ENOTFOUND") == 0)
+            w->ok++;
+        if (!w->fail && rc == 0 && strcmp(bt_last_error(w->c), "") == 0 &&
+            strcmp(bt_last_error_code(w->c), "") == 0)
+            w->ok++;
+        bt_kv_value_free(v);
+    }
+    return NULL;
+}
+
+/* A fake that answers kv_get by key, for err_worker. */
+static void *err_fake_main(void *arg)
+{
+    struct fake *f = arg;
+    int fd = fake_accept(f);
+    char line[2048];
+    while (fd >= 0 && fake_read_line(fd, line, sizeof(line)) >= 0) {
+        const char *r =
+            strstr(line, "missing") != NULL
+                ? ERR("ENOTFOUND", "no key 'missing'")
+                : OK("{\"type\":\"json\",\"value\":1,\"version\":1}");
+        fake_write(fd, r, strlen(r));
+        f->echoed++;
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void test_client_last_error_per_thread(void **state)
+{
+    struct fake *f = *state;
+    struct bt_client *c;
+    struct err_worker a = {.fail = true}, b = {.fail = false};
+    pthread_t ta, tb;
+
+    f->lfd = fake_listen(f->path);
+    assert_true(f->lfd >= 0);
+    assert_int_equal(pthread_create(&f->thread, NULL, err_fake_main, f), 0);
+    f->running = true;
+    assert_int_equal(bt_open(f->path, &c), 0);
+    a.c = b.c = c;
+    pthread_create(&ta, NULL, err_worker_main, &a);
+    pthread_create(&tb, NULL, err_worker_main, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    bt_close(c);
+    pthread_join(f->thread, NULL);
+    f->running = false;
+    assert_int_equal(a.ok, 100);
+    assert_int_equal(b.ok, 100);
+    assert_int_equal(f->echoed, 200);
+}
+
+/* ---- beethovenctl: hw, signals, allocator, kv ---- */
+
+static void test_ctl_hw_signals_allocate(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"hw\",\"args\":{"
+                                        "\"history\":12}}",
+                              .reply = OK(HW_RESULT),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"hw\",\"args\":{}}",
+                              .reply = OK(HW_RESULT),
+                              .close_after = true});
+    fake_add(f,
+             (struct step){.expect = "{\"cmd\":\"signals\"",
+                           .reply = OK("{\"score\":11.5,\"signals\":[{"
+                                       "\"name\":\"cpu\",\"type\":"
+                                       "\"percent\",\"weight\":1,\"value\":"
+                                       "null,\"contribution\":0,"
+                                       "\"builtin\":true}," SIGNAL_RESULT "]}"),
+                           .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"signal\",\"args\":{"
+                                        "\"name\":\"load\",\"type\":\"count\","
+                                        "\"weight\":2.5,\"set\":4.0}}",
+                              .reply = OK(SIGNAL_RESULT),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"signal\",\"args\":{"
+                                        "\"name\":\"load\",\"dec\":true}}",
+                              .reply = OK(SIGNAL_RESULT),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"allocate\"",
+                              .reply = OK("{\"id\":\"00000000000000b2\","
+                                          "\"name\":\"node-b\",\"address\":"
+                                          "\"127.0.0.2\",\"score\":1.5}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"allocation_list\"",
+                              .reply = OK(ALLOC_LIST),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"allocate\"",
+                              .reply = ERR("ENOTFOUND", "allocate: no active "
+                                                        "node"),
+                              .close_after = true});
+    fake_start(f);
+    ctl_run(f, &r, "hw", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "CPU:         12.5%\n"
+                               "RAM:         43.2% (1.0 GiB of 4.0 GiB)\n"
+                               "Sampling:    every 5000 ms, up to 720 "
+                               "samples kept\n"
+                               "\n"
+                               "TIME                    CPU%    RAM%\n"
+                               "2026-12-02T04:51:21Z    10.0       -\n"
+                               "2026-12-02T04:51:26Z    12.5    43.2\n");
+    ctl_run(f, &r, "--json", "hw", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, HW_RESULT "\n");
+    ctl_run(f, &r, "signals", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "Score: 11.5\n\n"
+                               "NAME  TYPE     WEIGHT  VALUE  CONTRIBUTION  "
+                               "BUILTIN\n"
+                               "cpu   percent       1      -             0  "
+                               "yes\n"
+                               "load  count       2.5      4            10  "
+                               "no\n");
+    ctl_run(f, &r, "signal", "load", "--type", "count", "--weight=2.5", "--set",
+            "4", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "name=load type=count weight=2.5 value=4 "
+                               "contribution=10\n");
+    ctl_run(f, &r, "--json", "signal", "load", "--dec", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, SIGNAL_RESULT "\n");
+    ctl_run(f, &r, "allocate", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "node-b  00000000000000b2  127.0.0.2  "
+                               "score=1.5\n");
+    ctl_run(f, &r, "allocation-list", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out,
+                        "  ID                NAME    ADDRESS    STATUS  "
+                        "SCORE\n"
+                        "  00000000000000b2  node-b  127.0.0.2  alive   1.5\n"
+                        "* 00000000000000a1  node-a  127.0.0.1  alive   12\n"
+                        "  00000000000000c3  node-c  127.0.0.3  alive   -\n");
+    ctl_run(f, &r, "allocate", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "beethovenctl: allocate: no active node "
+                               "(ENOTFOUND)\n");
+    fake_finish(f);
+
+    /* usage errors: no daemon needed */
+    ctl_run(f, &r, "signal", "load", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "nothing to do"));
+    ctl_run(f, &r, "signal", "--inc", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "signal", "load", "--inc", "--dec", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "signal", "load", "--type", "counter", "--inc", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "signal", "load", "--weight", "-1", "--inc", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "signal", "load", "--set", "x", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "hw", "--history", "100001", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "allocate", "x", NULL);
+    assert_int_equal(r.status, 2);
+}
+
+static void test_ctl_kv(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_put\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"k\","
+                                        "\"type\":\"bytes\",\"value_b64\":"
+                                        "\"aGVsbG8gd29ybGQ=\"}}",
+                              .reply = OK("{\"version\":5}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_put\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"n\","
+                                        "\"type\":\"json\",\"value\":{\"a\":"
+                                        "-5},\"if_version\":0}}",
+                              .reply = OK("{\"version\":6}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "\"type\":\"json\",\"value\":-5,"
+                                        "\"if_version\":6}",
+                              .reply = ERR("ECONFLICT", "kv_put t/n: key "
+                                                        "version is 7, not 6"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_get\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"k\"}}",
+                              .reply = OK("{\"type\":\"bytes\",\"value_b64\":"
+                                          "\"aGk=\",\"version\":5}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "kv_get",
+                              .reply = OK("{\"type\":\"json\",\"value\":{"
+                                          "\"a\":1},\"version\":5}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_get\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"q\\\"\"}}",
+                              .reply = OK("{\"raw\":1}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "kv_get",
+                              .reply = ERR("ENOTFOUND", "kv_get: no table "
+                                                        "'t'"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_del\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"k\","
+                                        "\"if_version\":5}}",
+                              .reply = OK("{\"revision\":8}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_ls\",\"args\":{}}",
+                              .reply = OK("{\"revision\":8,\"tables\":[{"
+                                          "\"table\":\"progress\",\"keys\":"
+                                          "2,\"bytes\":17}]}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_ls\",\"args\":{"
+                                        "\"table\":\"t\",\"prefix\":\"w\","
+                                        "\"values\":true}}",
+                              .reply = OK("{\"revision\":8,\"entries\":[{"
+                                          "\"key\":\"w 1\",\"type\":\"bytes\","
+                                          "\"version\":3,\"bytes\":3,"
+                                          "\"value_b64\":\"YQpi\"},{\"key\":"
+                                          "\"w2\",\"type\":\"json\","
+                                          "\"version\":4,\"bytes\":7,"
+                                          "\"value\":{\"n\":1}}]}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_ls\",\"args\":{"
+                                        "\"table\":\"t\"}}",
+                              .reply = OK("{\"whatever\":true}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.close_after = true}); /* ctl's handle */
+    fake_add(f,
+             (struct step){
+                 .expect = "{\"cmd\":\"kv_watch\",\"args\":{\"table\":\"t\","
+                           "\"initial\":true}}",
+                 .reply = OK("{\"watching\":true,\"revision\":8,\"entries\":[{"
+                             "\"key\":\"w2\",\"type\":\"json\",\"version\":4,"
+                             "\"value\":{\"n\":1}}]}") "{\"kv\":{\"op\":"
+                                                       "\"put\",\"table\":"
+                                                       "\"t\",\"key\":\"a=b\","
+                                                       "\"type\":\"bytes\","
+                                                       "\"value_b64\":\"AAE=\","
+                                                       "\"version\":9,"
+                                                       "\"revision\":9}}\n"
+                                                       "{\"kv\":{\"op\":"
+                                                       "\"del\",\"table\":"
+                                                       "\"t\",\"key\":\"w2\","
+                                                       "\"revision\":10}}\n",
+                 .close_after = true});
+    fake_add(f, (struct step){.close_after = true}); /* ctl's handle */
+    fake_add(f,
+             (struct step){
+                 .expect = "{\"cmd\":\"kv_watch\",\"args\":{}}",
+                 .reply = OK("{\"watching\":true,\"revision\":8}") "{\"kv\":{"
+                                                                   "\"op\":"
+                                                                   "\"del\","
+                                                                   "\"table\":"
+                                                                   "\"t\","
+                                                                   "\"key\":"
+                                                                   "\"w2\","
+                                                                   "\"revisio"
+                                                                   "n\":10}}"
+                                                                   "\n",
+                 .close_after = true});
+    fake_start(f);
+    ctl_run(f, &r, "kv", "put", "t", "k", "hello world", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "version=5\n");
+    ctl_run(f, &r, "kv", "put", "t", "n", "{\"a\": -5}", "--json", "--type",
+            "json", "--if-version", "0", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "{\"table\":\"t\",\"key\":\"n\",\"version\":6,"
+                               "\"revision\":6}\n");
+    ctl_run(f, &r, "kv", "put", "--type=json", "--if-version=6", "t", "n", "-5",
+            NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "beethovenctl: kv put: kv_put t/n: key "
+                               "version is 7, not 6 (ECONFLICT)\n");
+    ctl_run(f, &r, "kv", "get", "t", "k", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "hi"); /* the bytes as they are */
+    ctl_run(f, &r, "kv", "get", "t", "k", NULL);
+    assert_string_equal(r.out, "{\"a\":1}\n");
+    ctl_run(f, &r, "--json", "kv", "get", "t", "q\"", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "{\"raw\":1}\n");
+    ctl_run(f, &r, "kv", "get", "t", "k", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "beethovenctl: kv get: no table 't' "
+                               "(ENOTFOUND)\n");
+    ctl_run(f, &r, "kv", "del", "t", "k", "--if-version", "5", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "revision=8\n");
+    ctl_run(f, &r, "kv", "ls", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "TABLE     KEYS  BYTES\n"
+                               "progress     2  17\n");
+    ctl_run(f, &r, "kv", "ls", "t", "--prefix", "w", "--values", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "KEY    TYPE   VERSION  BYTES  VALUE\n"
+                               "\"w 1\"  bytes        3      3  \"a\\nb\"\n"
+                               "w2     json         4      7  {\"n\":1}\n");
+    ctl_run(f, &r, "--json", "kv", "ls", "t", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "{\"whatever\":true}\n");
+    ctl_run(f, &r, "kv", "watch", "t", "--initial", NULL);
+    assert_int_equal(r.status, 3); /* the fake hung up */
+    assert_string_equal(r.out, "revision=8 op=initial table=t key=w2 "
+                               "version=4 type=json value={\"n\":1}\n"
+                               "revision=9 op=put table=t key=\"a=b\" "
+                               "version=9 type=bytes value=\"\\x00\\x01\"\n"
+                               "revision=10 op=del table=t key=w2\n");
+    assert_non_null(strstr(r.err, "kv watch"));
+    ctl_run(f, &r, "--json", "kv", "watch", NULL);
+    assert_int_equal(r.status, 3);
+    assert_string_equal(r.out, "{\"op\":\"del\",\"table\":\"t\",\"key\":"
+                               "\"w2\",\"revision\":10}\n");
+    fake_finish(f);
+
+    /* usage errors and checks made before connecting */
+    ctl_run(f, &r, "kv", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "kv", "frob", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "kv", "get", "t", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "kv", "get", "t", "k", "x", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "kv", "put", "t", "k", "v", "--type", "text", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "kv", "put", "t", "k", "v", "--if-version", "x", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "kv", "get", "t", "k", "--values", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "kv", "ls", "--values", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "kv", "watch", "a", "b", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "kv", "--help", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "kv put TABLE KEY VALUE|-"));
+}
+
+/* kv put checks names and sizes itself: nothing is sent (the fake only
+ * accepts), the exit code says why. */
+static void test_ctl_kv_local_checks(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+    char big[BT_KV_BYTES_MAX + 2];
+
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    f->lfd = fake_listen(f->path);
+    assert_true(f->lfd >= 0);
+    ctl_run(f, &r, "kv", "put", "bad/table", "k", "v", NULL);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.err, "beethovenctl: kv put: the table name must be "
+                               "1..63 characters of A-Z a-z 0-9 _ . -\n");
+    ctl_run(f, &r, "kv", "put", "t", "k", big, NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "beethovenctl: kv put: the value is 49153 "
+                               "bytes; the limit is 49152 (ETOOBIG)\n");
+    ctl_run(f, &r, "kv", "put", "--type", "json", "t", "k", "{oops", NULL);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.err, "beethovenctl: kv put: the value is not one "
+                               "JSON document\n");
+    ctl_run(f, &r, "kv", "put", "--type=json", "t", "k", "[1, NaN]", NULL);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.err, "beethovenctl: kv put: value contains NaN or "
+                               "Infinity, which JSON does not allow\n");
+    ctl_run(f, &r, "kv", "put", "--type=json", "t", "k",
+            "[[[[[[[[[[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]]]]]]]]]", NULL);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.err, "beethovenctl: kv put: value is nested "
+                               "deeper than 24 levels\n");
+    /* --json changes only the output: the same checks, the same exit 2 */
+    ctl_run(f, &r, "--json", "kv", "get", "bad name", "k", NULL);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.err, "beethovenctl: kv get: the table name must be "
+                               "1..63 characters of A-Z a-z 0-9 _ . -\n");
+    ctl_run(f, &r, "--json", "kv", "ls", "bad name", NULL);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.err, "beethovenctl: kv ls: the table name must be "
+                               "1..63 characters of A-Z a-z 0-9 _ . -\n");
+    ctl_run(f, &r, "kv", "ls", "t", "--json", "--prefix", "\xff", NULL);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.err, "beethovenctl: kv ls: the prefix is not valid "
+                               "UTF-8\n");
+    ctl_run(f, &r, "--json", "kv", "get", "t", "", NULL);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.err, "beethovenctl: kv get: the key must not be "
+                               "empty\n");
+    ctl_run(f, &r, "--json", "kv", "del", "t", "\xc3(", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "--json", "kv", "watch", "a/b", NULL);
+    assert_int_equal(r.status, 2);
+    ctl_run(f, &r, "--json", "signal", "bad name", "--inc", NULL);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.err, "beethovenctl: signal: the name must be 1..63 "
+                               "characters of A-Z a-z 0-9 _ . -\n");
+    /* a key that starts with '-' needs "--" */
+    ctl_run(f, &r, "kv", "put", "t", "-k", "v", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unknown option '-k'"));
+    assert_non_null(strstr(r.err, "after '--'"));
+    ctl_run(f, &r, "kv", "put", "t", "k", "--", "v", "w", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unexpected argument 'w'"));
+}
+
+/* --json only changes the output (kv put stores bytes unless --type
+ * json); "--" lets keys, values and signal names start with '-'. */
+static void test_ctl_kv_json_output_and_dashdash(void **state)
+{
+    struct fake *f = *state;
+    struct ctl_run r;
+
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_put\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"k\","
+                                        "\"type\":\"bytes\",\"value_b64\":"
+                                        "\"aGVsbG8=\"}}",
+                              .reply = OK("{\"version\":3}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_put\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"-k\","
+                                        "\"type\":\"bytes\",\"value_b64\":"
+                                        "\"LS12\",\"if_version\":3}}",
+                              .reply = OK("{\"version\":4}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_put\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"--json\","
+                                        "\"type\":\"json\",\"value\":-1}}",
+                              .reply = OK("{\"version\":5}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_get\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"-k\"}}",
+                              .reply = OK("{\"type\":\"bytes\",\"value_b64\":"
+                                          "\"LS12\",\"version\":4}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"kv_del\",\"args\":{"
+                                        "\"table\":\"t\",\"key\":\"-k\"}}",
+                              .reply = OK("{\"revision\":6}"),
+                              .close_after = true});
+    fake_add(f, (struct step){.expect = "{\"cmd\":\"signal\",\"args\":{"
+                                        "\"name\":\"-x\",\"inc\":true}}",
+                              .reply = OK(SIGNAL_RESULT),
+                              .close_after = true});
+    fake_start(f);
+    ctl_run(f, &r, "--json", "kv", "put", "t", "k", "hello", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "{\"table\":\"t\",\"key\":\"k\",\"version\":3,"
+                               "\"revision\":3}\n");
+    ctl_run(f, &r, "kv", "put", "--if-version", "3", "--", "t", "-k", "--v",
+            NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "version=4\n");
+    ctl_run(f, &r, "kv", "put", "--type", "json", "t", "--", "--json", "-1",
+            NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "version=5\n");
+    ctl_run(f, &r, "--", "kv", "get", "t", "-k", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "--v");
+    ctl_run(f, &r, "kv", "del", "t", "--", "-k", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "revision=6\n");
+    ctl_run(f, &r, "signal", "--inc", "--", "-x", NULL);
+    assert_int_equal(r.status, 0);
+    fake_finish(f);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fake_setup, fake_teardown)
 
 int main(void)
@@ -2395,6 +4030,31 @@ int main(void)
         T(test_ctl_help_lists_role_commands),
         T(test_ctl_azure),
         T(test_ctl_status_and_events_show_azure),
+        T(test_client_hw_parses_fields),
+        T(test_client_signal_requests_and_result),
+        T(test_client_signals_list),
+        T(test_client_allocate_and_list),
+        T(test_client_nodes_detailed),
+        T(test_client_kv_put_requests),
+        T(test_client_kv_checks_before_sending),
+        T(test_client_kv_get_del),
+        T(test_client_kv_ls),
+        T(test_client_kv_watch_stream),
+        T(test_client_kv_watch_timeout_then_event),
+        T(test_client_last_error_per_thread),
+        T(test_client_kv_put_json_depth_nan_and_size),
+        T(test_client_kv_deep_values_read),
+        T(test_client_stream_cut_off_is_eclosed),
+        T(test_client_enomem_drops_connection),
+        T(test_client_bad_arguments_reset_error_and_outputs),
+        T(test_client_error_slots_freed_with_threads),
+        T(test_ctl_hw_signals_allocate),
+        T(test_ctl_kv),
+        T(test_ctl_kv_local_checks),
+        T(test_ctl_kv_json_output_and_dashdash),
     };
+    /* one malloc arena for every thread, so that heap_in_use() sees the
+     * allocations of all of them */
+    mallopt(M_ARENA_MAX, 1);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

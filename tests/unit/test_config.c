@@ -205,6 +205,12 @@ static void test_config_defaults_values(void **state)
     assert_int_equal(c->lease_margin_ms, 300);
     assert_int_equal(c->fence_grace_ms, 100);
     assert_int_equal(c->clock_drift_ppm, 1000);
+    assert_int_equal(c->hwmon_interval_ms, 5000);
+    assert_int_equal(c->hwmon_history, 720);
+    assert_true(c->alloc_cpu_weight == 1.0);
+    assert_true(c->alloc_ram_weight == 1.0);
+    assert_true(c->alloc_roles_weight == 5.0);
+    assert_int_equal(c->n_signals, 0);
     assert_null(c->roles);
     assert_int_equal(c->n_roles, 0);
     for (int k = 0; k < CONFIG_KEY_COUNT; k++)
@@ -301,6 +307,18 @@ static void test_config_load_file_values(void **state)
     assert_string_equal(c->hooks_dir, "/srv/beethoven/hooks");
     assert_int_equal(c->hook_timeout_ms, 2000);
     assert_string_equal(c->metrics_address, "127.0.0.1:9464");
+    assert_int_equal(c->hwmon_interval_ms, 2000);
+    assert_int_equal(c->hwmon_history, 100);
+    assert_true(c->alloc_cpu_weight == 2.0);
+    assert_true(c->alloc_ram_weight == 0.5);
+    assert_true(c->alloc_roles_weight == 10.0);
+    assert_int_equal(c->n_signals, 2);
+    assert_string_equal(c->signals[0].name, "gpu"); /* sorted by name */
+    assert_int_equal(c->signals[0].type, ALLOC_PERCENT);
+    assert_true(c->signals[0].weight == 1.0);
+    assert_string_equal(c->signals[1].name, "queue");
+    assert_int_equal(c->signals[1].type, ALLOC_COUNT);
+    assert_true(c->signals[1].weight == 0.25);
     for (int k = 0; k < CONFIG_KEY_COUNT; k++)
         if (k != CONFIG_KEY_SECRET_FILE)
             assert_int_equal(c->source[k], CONFIG_SRC_FILE);
@@ -1213,6 +1231,214 @@ static void test_config_set_azure_keys(void **state)
     free(c);
 }
 
+/* The hardware monitor's keys: ranges, 0 for no history. */
+static void test_config_set_hwmon_keys(void **state)
+{
+    (void)state;
+    expect_set_ok("hwmon_interval_ms", "100");
+    expect_set_ok("hwmon_interval_ms", "3600000");
+    expect_set_bad("hwmon_interval_ms", "99");
+    expect_set_bad("hwmon_interval_ms", "0");
+    expect_set_bad("hwmon_interval_ms", "3600001");
+    expect_set_bad("hwmon_interval_ms", "5s");
+    expect_set_ok("hwmon_history", "0");
+    expect_set_ok("hwmon_history", "1");
+    expect_set_ok("hwmon_history", "100000");
+    expect_set_bad("hwmon_history", "100001");
+    expect_set_bad("hwmon_history", "-1");
+    expect_set_bad("hwmon_history", "");
+}
+
+/* Weights: decimal numbers 0..1000000, nothing else. */
+static void test_config_set_alloc_weights(void **state)
+{
+    static const char *const keys[] = {"alloc_cpu_weight", "alloc_ram_weight",
+                                       "alloc_roles_weight"};
+    static const char *const good[] = {"0",  "1",   "0.5",     ".5",
+                                       "2.", "1e3", "1000000", "1.5E2"};
+    static const char *const bad[] = {
+        "-1", "+1", "1000000.5", "1e7", "nan", "inf",   "0x10", "1,5",
+        "",   " 1", "1 ",        "e3",  "1e",  "1e999", "one"};
+    struct config *c = new_config();
+    char msg[512];
+
+    (void)state;
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+            expect_set_ok(keys[k], good[i]);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+            expect_set_bad(keys[k], bad[i]);
+    }
+    assert_int_equal(config_set(c, "alloc_roles_weight", "0.25", CONFIG_SRC_ENV,
+                                msg, sizeof(msg)),
+                     0);
+    assert_true(c->alloc_roles_weight == 0.25);
+    assert_int_equal(config_set(c, "alloc_roles_weight", "-2", CONFIG_SRC_ENV,
+                                msg, sizeof(msg)),
+                     BT_EINVAL);
+    assert_true(c->alloc_roles_weight == 0.25); /* untouched */
+    assert_non_null(strstr(msg, "a number 0..1000000"));
+    config_free(c);
+    free(c);
+}
+
+static void expect_signals_bad(const char *value, const char *want)
+{
+    struct config *c = new_config();
+    char msg[512] = "";
+
+    if (config_set(c, "signals", value, CONFIG_SRC_ENV, msg, sizeof(msg)) !=
+        BT_EINVAL)
+        fail_msg("signals=%s accepted", value);
+    if (strncmp(msg, "signals: ", 9) != 0 || strstr(msg, want) == NULL)
+        fail_msg("signals=%s: message \"%s\" lacks \"%s\"", value, msg, want);
+    assert_int_equal(c->n_signals, 0);
+    config_free(c);
+    free(c);
+}
+
+static void test_config_set_signals(void **state)
+{
+    struct config *c = new_config();
+    char msg[512], big[64 * 48 + 64];
+    size_t n = 0;
+
+    (void)state;
+    expect_set_ok("signals", "[]");
+    expect_set_ok("signals", "");
+    expect_set_bad("signals", "queue");
+    expect_set_bad("signals", "{}");
+    expect_signals_bad("[{\"type\":\"count\"}]", "[0]: \"name\" is missing");
+    expect_signals_bad("[{\"name\":\"q\"}]", "q: \"type\" is missing");
+    expect_signals_bad("[{\"name\":1,\"type\":\"count\"}]",
+                       "[0].name: a number is not allowed");
+    expect_signals_bad("[{\"name\":\"a b\",\"type\":\"count\"}]",
+                       "[0].name: \"a b\" is not allowed");
+    expect_signals_bad("[{\"name\":\"q\",\"type\":\"gauge\"}]",
+                       "q.type: \"gauge\" is not allowed (count, percent or "
+                       "pre_processed)");
+    expect_signals_bad("[{\"name\":\"q\",\"type\":\"count\",\"weight\":-1}]",
+                       "q.weight: -1 is not allowed (a number 0..1000000)");
+    expect_signals_bad("[{\"name\":\"q\",\"type\":\"count\",\"weight\":\"2\"}]",
+                       "q.weight: \"2\" is not allowed");
+    expect_signals_bad("[{\"name\":\"q\",\"type\":\"count\",\"weight\":2e6}]",
+                       "q.weight: ");
+    expect_signals_bad("[{\"name\":\"q\",\"type\":\"count\",\"value\":3}]",
+                       "q: unknown field \"value\" (allowed: name, type, "
+                       "weight)");
+    expect_signals_bad("[{\"name\":\"cpu\",\"type\":\"percent\"}]",
+                       "cpu: is built in");
+    expect_signals_bad("[{\"name\":\"roles\",\"type\":\"count\"}]",
+                       "alloc_roles_weight");
+    expect_signals_bad("[{\"name\":\"q\",\"type\":\"count\"},"
+                       "{\"name\":\"q\",\"type\":\"percent\"}]",
+                       "q: defined twice");
+    expect_signals_bad("[7]", "[0]: a number is not allowed (a signal object)");
+    /* 65 signals: one over the cap */
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "[");
+    for (int i = 0; i < 65; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n,
+                              "%s{\"name\":\"s%d\",\"type\":\"count\"}",
+                              i ? "," : "", i);
+    snprintf(big + n, sizeof(big) - n, "]");
+    expect_signals_bad(big, "65 signals are not allowed (at most 64");
+
+    assert_int_equal(
+        config_set(c, "signals",
+                   "[{\"name\":\"queue\",\"type\":\"count\",\"weight\":2},"
+                   "{\"name\":\"load.1\",\"type\":\"pre_processed\","
+                   "\"weight\":0}]",
+                   CONFIG_SRC_ENV, msg, sizeof(msg)),
+        0);
+    assert_int_equal(c->n_signals, 2);
+    assert_string_equal(c->signals[0].name, "load.1");
+    assert_int_equal(c->signals[0].type, ALLOC_PRE_PROCESSED);
+    assert_true(c->signals[0].weight == 0);
+    assert_string_equal(c->signals[1].name, "queue");
+    assert_true(c->signals[1].weight == 2.0);
+    /* a bad list keeps the good one; an empty one clears it */
+    assert_int_equal(config_set(c, "signals", "[{\"name\":\"x\"}]",
+                                CONFIG_SRC_ENV, msg, sizeof(msg)),
+                     BT_EINVAL);
+    assert_int_equal(c->n_signals, 2);
+    assert_int_equal(
+        config_set(c, "signals", "null", CONFIG_SRC_ENV, msg, sizeof(msg)),
+        BT_EINVAL); /* text "null" is not an array; "" is none */
+    assert_int_equal(
+        config_set(c, "signals", "", CONFIG_SRC_ENV, msg, sizeof(msg)), 0);
+    assert_int_equal(c->n_signals, 0);
+    config_free(c);
+    free(c);
+}
+
+/* The new keys from the environment and the file, and how --check-config
+ * prints them. */
+static void test_config_load_alloc_keys(void **state)
+{
+    char path[64];
+    const char *env[] = {
+        "BEETHOVEN_INSECURE=1", "BEETHOVEN_ALLOC_ROLES_WEIGHT=2.5",
+        "BEETHOVEN_SIGNALS=[{\"name\":\"jobs\",\"type\":\"count\","
+        "\"weight\":0.5}]",
+        NULL};
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    (void)state;
+    make_temp(path, sizeof(path),
+              "{\"alloc_cpu_weight\": 3, \"alloc_ram_weight\": \"0.5\", "
+              "\"hwmon_history\": 0, \"alloc_roles_weight\": -1}",
+              0600);
+    const char *args[] = {"-c", path, NULL};
+    struct run *r = run_load(args, env);
+    /* the file's bad roles weight is reported, the env's is taken */
+    assert_int_equal(r->rc, 2);
+    assert_has_line(r->err, path, "alloc_roles_weight: -1 is not allowed",
+                    "0..1000000");
+    assert_int_equal(count_lines(r->err), 1);
+    run_free(r);
+
+    make_temp(path, sizeof(path),
+              "{\"alloc_cpu_weight\": 3, \"alloc_ram_weight\": \"0.5\", "
+              "\"hwmon_history\": 0, \"hwmon_interval_ms\": 1000}",
+              0600);
+    r = run_load(args, env);
+    if (r->rc != 0)
+        fail_msg("%s", r->err);
+    assert_true(r->c.alloc_cpu_weight == 3.0);
+    assert_true(r->c.alloc_ram_weight == 0.5);
+    assert_true(r->c.alloc_roles_weight == 2.5);
+    assert_int_equal(r->c.hwmon_history, 0);
+    assert_int_equal(r->c.hwmon_interval_ms, 1000);
+    assert_int_equal(r->c.n_signals, 1);
+    assert_string_equal(r->c.signals[0].name, "jobs");
+    f = open_memstream(&out, &len);
+    config_print(&r->c, f);
+    fclose(f);
+    assert_non_null(strstr(out, "alloc_roles_weight = 2.5  # env\n"));
+    assert_non_null(strstr(out, "alloc_ram_weight = 0.5  # file"));
+    assert_non_null(strstr(out, "hwmon_history = 0  # file"));
+    assert_non_null(strstr(out, "signals = jobs (count, weight 0.5)  # env\n"));
+    free(out);
+    run_free(r);
+    unlink(path);
+
+    /* a bad env value names the variable, the key and the value */
+    const char *bad_env[] = {"BEETHOVEN_INSECURE=1",
+                             "BEETHOVEN_ALLOC_CPU_WEIGHT=lots",
+                             "BEETHOVEN_SIGNALS=[{\"name\":\"q\"}]", NULL};
+    r = run_load(NULL, bad_env);
+    assert_int_equal(r->rc, 2);
+    assert_has_line(r->err,
+                    "env BEETHOVEN_ALLOC_CPU_WEIGHT: alloc_cpu_weight: "
+                    "\"lots\" is not allowed",
+                    "a number 0..1000000", NULL);
+    assert_has_line(r->err, "env BEETHOVEN_SIGNALS: signals: q: ",
+                    "\"type\" is missing", NULL);
+    run_free(r);
+}
+
 /* ---- files: JSON types, unknown keys, syntax -------------------------- */
 
 static void test_config_load_file_json_types(void **state)
@@ -1800,6 +2026,10 @@ int main(void)
         cmocka_unit_test(test_config_set_roles),
         cmocka_unit_test(test_config_set_use_az_net_true),
         cmocka_unit_test(test_config_set_azure_keys),
+        cmocka_unit_test(test_config_set_hwmon_keys),
+        cmocka_unit_test(test_config_set_alloc_weights),
+        cmocka_unit_test(test_config_set_signals),
+        cmocka_unit_test(test_config_load_alloc_keys),
         cmocka_unit_test(test_config_load_file_json_types),
         cmocka_unit_test(test_config_load_unknown_key_suggestion),
         cmocka_unit_test(test_config_load_unknown_env_var),

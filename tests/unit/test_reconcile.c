@@ -118,6 +118,71 @@ static void test_recon_run_score_beats_roles_held(void **state)
         assert_int_equal(out[i].node, 1);
 }
 
+/* score_step: each assignment in the run makes the node busier, so a
+ * run placing several roles spreads them as the busyness they add says. */
+static void test_recon_run_score_step_spreads_one_run(void **state)
+{
+    struct recon_role roles[] = {{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}};
+    struct recon_node nodes[] = {ALIVE(1, 0.1), ALIVE(2, 0.9), ALIVE(3, 5.0)};
+    for (int i = 0; i < 3; i++)
+        nodes[i].score_step = 1.0;
+    struct recon_input in = IN(roles, no_holders, nodes, no_crashes);
+    in.n_holders = in.n_crashes = 0;
+    struct recon_change out[8];
+    (void)state;
+    /* a -> 1 (1.1), b -> 2 (1.9), c -> 1 (2.1), d -> 2 (2.9); 3 stays idle
+     * at 5.0 until the others pass it */
+    assert_int_equal(run(&in, out, 8), 4);
+    expect(&out[0], RECON_ASSIGN, RECON_R_BELOW_COUNT, "a", 1);
+    expect(&out[1], RECON_ASSIGN, RECON_R_BELOW_COUNT, "b", 2);
+    expect(&out[2], RECON_ASSIGN, RECON_R_BELOW_COUNT, "c", 1);
+    expect(&out[3], RECON_ASSIGN, RECON_R_BELOW_COUNT, "d", 2);
+
+    /* a step per node: node 2 weighs a role at 0.05 and takes b, c, d */
+    nodes[1].score_step = 0.05;
+    assert_int_equal(run(&in, out, 8), 4);
+    expect(&out[0], RECON_ASSIGN, RECON_R_BELOW_COUNT, "a", 1);
+    expect(&out[1], RECON_ASSIGN, RECON_R_BELOW_COUNT, "b", 2);
+    expect(&out[2], RECON_ASSIGN, RECON_R_BELOW_COUNT, "c", 2);
+    expect(&out[3], RECON_ASSIGN, RECON_R_BELOW_COUNT, "d", 2);
+}
+
+/* A release earlier in the run makes its node less busy by score_step. */
+static void test_recon_run_score_step_release_lowers_score(void **state)
+{
+    struct recon_role roles[] = {{"a", 1}};
+    struct recon_holder holders[] = {{"x", 1}};
+    struct recon_node nodes[] = {ALIVE(1, 5.0), ALIVE(2, 3.0)};
+    nodes[0].score_step = nodes[1].score_step = 3.0;
+    struct recon_input in = IN(roles, holders, nodes, no_crashes);
+    in.n_crashes = 0;
+    struct recon_change out[8];
+    (void)state;
+    /* x is released from 1 (5 - 3 = 2 < 3): a goes to 1 */
+    assert_int_equal(run(&in, out, 8), 2);
+    expect(&out[0], RECON_ASSIGN, RECON_R_BELOW_COUNT, "a", 1);
+    expect(&out[1], RECON_RELEASE, RECON_R_ROLE_REMOVED, "x", 1);
+    /* without a step, 2 stays the less busy one */
+    nodes[0].score_step = nodes[1].score_step = 0;
+    assert_int_equal(run(&in, out, 8), 2);
+    expect(&out[0], RECON_ASSIGN, RECON_R_BELOW_COUNT, "a", 2);
+}
+
+/* An unknown score (NaN) stays last whatever the step. */
+static void test_recon_run_score_step_nan_stays_last(void **state)
+{
+    struct recon_role roles[] = {{"a", 1}, {"b", 1}, {"c", 1}};
+    struct recon_node nodes[] = {ALIVE(1, NAN), ALIVE(2, 0)};
+    nodes[0].score_step = nodes[1].score_step = 100.0;
+    struct recon_input in = IN(roles, no_holders, nodes, no_crashes);
+    in.n_holders = in.n_crashes = 0;
+    struct recon_change out[8];
+    (void)state;
+    assert_int_equal(run(&in, out, 8), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(out[i].node, 2);
+}
+
 static void test_recon_run_nan_score_sorts_as_busiest(void **state)
 {
     struct recon_role roles[] = {{"a", 2}};
@@ -569,6 +634,15 @@ static void test_recon_run_rejects_bad_input(void **state)
     assert_int_equal(recon_run(&in, out, 8, &n), 0);
     in = (struct recon_input){.nodes = bad, .n_nodes = RECON_MAX_NODES + 1};
     assert_int_equal(recon_run(&in, out, 8, &n), BT_EINVAL);
+    /* score_step: finite and >= 0 */
+    in = (struct recon_input){.nodes = bad, .n_nodes = 1};
+    const double steps[] = {-1.0, NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        bad[0].score_step = steps[i];
+        assert_int_equal(recon_run(&in, out, 8, &n), BT_EINVAL);
+    }
+    bad[0].score_step = 0.5;
+    assert_int_equal(recon_run(&in, out, 8, &n), 0);
 }
 
 static void test_recon_strings_cover_every_value(void **state)
@@ -638,6 +712,7 @@ static void world_random(struct world *w, uint64_t *s)
         MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_FAILED, MEMBER_FAILED,
         MEMBER_LEFT,  MEMBER_DRAINING};
     static const double scores[] = {0, 0.25, 0.5, 1.0, 0.25};
+    static const double steps[] = {0, 0, 0.25, 1.0};
     uint64_t ids[G_IDS];
 
     memset(w, 0, sizeof *w);
@@ -656,6 +731,7 @@ static void world_random(struct world *w, uint64_t *s)
                    : st < 17 ? RECON_NODE_DRAINING
                              : RECON_NODE_LEFT;
         n->score = rng_below(s, 25) == 0 ? NAN : scores[rng_below(s, 5)];
+        n->score_step = steps[rng_below(s, 4)];
         switch (rng_below(s, 4)) {
         case 0:
             n->fence_at = w->now - rng_below(s, 1000);
@@ -1095,6 +1171,9 @@ int main(void)
         cmocka_unit_test(test_recon_run_ties_broken_by_roles_held_then_id),
         cmocka_unit_test(test_recon_run_counts_roles_held_in_placement),
         cmocka_unit_test(test_recon_run_score_beats_roles_held),
+        cmocka_unit_test(test_recon_run_score_step_spreads_one_run),
+        cmocka_unit_test(test_recon_run_score_step_release_lowers_score),
+        cmocka_unit_test(test_recon_run_score_step_nan_stays_last),
         cmocka_unit_test(test_recon_run_nan_score_sorts_as_busiest),
         cmocka_unit_test(test_recon_run_caps_at_eligible_nodes),
         cmocka_unit_test(test_recon_run_never_two_on_one_node),
