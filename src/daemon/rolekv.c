@@ -4,17 +4,19 @@
  *
  * Reads answer from this node's replica of the table. Writes go through
  * the Raft log: applied directly on the leader, else forwarded to it as a
- * "fwd" message (several in flight, unlike the role manager's own
- * one-at-a-time outbox). The reply is deferred until the entry is
- * committed. A follower learns of the commit from the leader's reply at
- * once but applies it only with the leader's next append or heartbeat
- * (up to election_timeout/10 later), so reads on this node wait, briefly,
- * until every write acknowledged here is applied here: a client reads its
- * own writes from the node it wrote through.
+ * "kvfwd" message (one per control connection in flight, unlike the role
+ * manager's one-at-a-time outbox). The reply is deferred until the entry
+ * is committed. A follower learns of the commit from the leader's reply
+ * but applies the entry only when the leader tells it the commit index
+ * (the leader appends a barrier right after a forwarded write commits,
+ * so that is about a round trip later), and reads on this node wait until
+ * every write acknowledged here is applied here: a client reads its own
+ * writes from the node it wrote through.
  *
- * Failure modes: no leader within RM_KV_TIMEOUT_MS gives EUNAVAIL (the
- * write was never sent); a leader that changes or goes silent while a
- * write is with it gives ETIMEDOUT, and then the write may or may not
+ * Failure modes: ESTATE before this node's Raft runs; no leader within
+ * RM_KV_TIMEOUT_MS gives EUNAVAIL (the write was never sent); a leader
+ * that changes or goes silent while a write is with it, or whose log does
+ * not take it in time, gives ETIMEDOUT, and then the write may or may not
  * have been applied (if_version makes a retry safe). A refusal by the
  * table (version conflict, missing key, store full) is a clear error. */
 #include "rolemgr_int.h"

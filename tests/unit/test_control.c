@@ -191,6 +191,25 @@ static void do_complete(struct harness *h, void *arg)
     control_complete(&t, 0, json_object_new_object(), NULL); /* no-op */
 }
 
+static void do_count_later(struct harness *h, void *arg)
+{
+    (void)h;
+    *(int *)arg = n_later;
+}
+
+/* Waits (5 s at most) until n "later" requests wait for their reply. */
+static void wait_later(struct harness *h, int n)
+{
+    int have = 0;
+    for (int i = 0; i < 500; i++) {
+        harness_call(h, do_count_later, &have);
+        if (have >= n)
+            return;
+        usleep(10000);
+    }
+    fail_msg("%d deferred requests after 5 s, not %d", have, n);
+}
+
 /* Answers the oldest deferred request as a stream of "kv/a". */
 static void do_complete_stream(struct harness *h, void *arg)
 {
@@ -753,6 +772,7 @@ static void test_control_deferred_replies_in_order(void **state)
     assert_true(recv(fd, &ch, 1, 0) < 0);
     tv.tv_sec = 5;
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    wait_later(h, 1);
     i = 7;
     harness_call(h, do_complete, &i);
     expect_line(fd, "{\"ok\":true,\"result\":{\"n\":7}}");
@@ -772,7 +792,7 @@ static void test_control_deferred_replies_in_order(void **state)
     /* the client goes away before its reply */
     fd = client_connect(h->path);
     client_sends(fd, "{\"cmd\":\"later\"}\n");
-    usleep(100000);
+    wait_later(h, 1);
     close(fd);
     usleep(100000);
     i = 1;
@@ -801,7 +821,7 @@ static void test_control_streams_topics_and_filters(void **state)
     n_later = 0;
     int late = client_connect(h->path);
     client_sends(late, "{\"cmd\":\"later\"}\n");
-    usleep(50000);
+    wait_later(h, 1);
     harness_call(h, do_complete_stream, NULL);
     expect_line(late, "{\"ok\":true,\"result\":{}}");
     harness_call(h, do_count_streams, &n);
