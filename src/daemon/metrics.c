@@ -125,6 +125,9 @@ enum metrics_family {
     F_RAM,
     F_SIGNAL_VALUE,
     F_SIGNAL_CONTRIB,
+    F_KV_KEYS,
+    F_KV_BYTES,
+    F_KV_TABLES,
     F_COUNT
 };
 
@@ -203,6 +206,13 @@ static const struct {
     [F_SIGNAL_CONTRIB] = {"beethoven_signal_contribution", "gauge",
                           "What an allocator signal adds to this node's "
                           "score."},
+    [F_KV_KEYS] = {"beethoven_kv_keys", "gauge",
+                   "Keys in all key/value tables of this replica."},
+    [F_KV_BYTES] = {"beethoven_kv_bytes", "gauge",
+                    "Bytes of keys and stored values in all key/value "
+                    "tables of this replica (the store holds 64 MiB)."},
+    [F_KV_TABLES] = {"beethoven_kv_tables", "gauge",
+                     "Key/value tables of this replica."},
 };
 
 struct mval {
@@ -731,6 +741,9 @@ char *metrics_render(struct json_object *in, size_t *len)
     render_drain(&r, stats, j_obj(status, "drain"));
     render_azure(&r, j_obj(in, "azure"), j_obj(status, "azure"));
     render_alloc(&r, j_obj(in, "signals"), j_obj(in, "hw"));
+    render_counter(&r, F_KV_KEYS, j_obj(status, "kv"), "keys");
+    render_counter(&r, F_KV_BYTES, j_obj(status, "kv"), "bytes");
+    render_counter(&r, F_KV_TABLES, j_obj(status, "kv"), "tables");
     if (len != NULL)
         *len = r.b.len;
     return r.b.p;

@@ -280,6 +280,8 @@ static const char full_json[] =
     "\"roles_here\":[\"db\",\"web\"],"
     "\"lease\":{\"valid\":true,\"remaining_ms\":1830},"
     "\"drain\":{\"state\":\"none\",\"deadline_ms\":0,\"steps\":[]},"
+    "\"kv\":{\"tables\":2,\"keys\":7,\"bytes\":1234,\"revision\":99,"
+    "\"writes_pending\":0},"
     "\"azure\":{\"vm\":null,\"events_for_this_vm\":1,\"evicting\":false,"
     "\"poll\":\"failing\"}},"
     "\"nodes\":["
@@ -340,6 +342,9 @@ static void test_metrics_render_full(void **state)
     assert_line(t, "beethoven_role_running_here{role=\"web\"} 1");
     assert_line(t, "beethoven_role_running_here{role=\"batch\"} 0");
     assert_line(t, "beethoven_roles_running_here 2");
+    assert_line(t, "beethoven_kv_keys 7");
+    assert_line(t, "beethoven_kv_bytes 1234");
+    assert_line(t, "beethoven_kv_tables 2");
     assert_line(t, "# TYPE beethoven_discovery_scans_total counter");
     assert_line(t, "beethoven_discovery_scans_total 4");
     assert_line(t, "beethoven_discovery_scan_last_seconds 0.25");
