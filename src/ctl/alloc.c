@@ -212,88 +212,89 @@ int cmd_signal(struct ctl *ctl, int argc, char **argv)
     return ex;
 }
 
+struct signals_data {
+    double score;
+    struct bt_signal *sigs;
+    size_t count;
+};
+
+static int signals_fetch(struct bt_client *c, void *data)
+{
+    struct signals_data *d = data;
+    return bt_signals(c, &d->score, &d->sigs, &d->count);
+}
+
+static void signals_show(const struct output *out, const void *data,
+                         const char *json)
+{
+    const struct signals_data *d = data;
+    if (d == NULL)
+        out->signals(0, NULL, 0, json);
+    else
+        out->signals(d->score, d->sigs, d->count, json);
+}
+
+static void signals_release(void *data)
+{
+    bt_signals_free(((struct signals_data *)data)->sigs);
+}
+
 int cmd_signals(struct ctl *ctl, int argc, char **argv)
 {
-    const struct command *cmd = ctl_find("signals");
-    struct bt_client *c;
-    struct bt_signal *sigs = NULL;
-    size_t count = 0;
-    double score = 0;
-    char *json = NULL;
-    int rc, ex;
+    static const struct ctl_query q = {"signals", "signals", signals_fetch,
+                                       signals_show, signals_release};
+    struct signals_data d = {0};
+    return ctl_run_query(ctl, argc, argv, &q, &d);
+}
 
-    if (argc > 0)
-        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[0]);
-    if ((ex = ctl_open(ctl, &c)) != 0)
-        return ex;
-    if (ctl->out->raw)
-        rc = bt_call(c, "signals", NULL, &json);
-    else
-        rc = bt_signals(c, &score, &sigs, &count);
-    if (rc < 0) {
-        ex = ctl_fail(c, "signals", rc);
-    } else {
-        ctl->out->signals(score, sigs, count, json);
-        ex = CTL_EXIT_OK;
-    }
-    bt_free(json);
-    bt_signals_free(sigs);
-    bt_close(c);
-    return ex;
+static int allocate_fetch(struct bt_client *c, void *data)
+{
+    return bt_allocate(c, data);
+}
+
+static void allocate_show(const struct output *out, const void *data,
+                          const char *json)
+{
+    out->allocate(data, json);
 }
 
 int cmd_allocate(struct ctl *ctl, int argc, char **argv)
 {
-    const struct command *cmd = ctl_find("allocate");
-    struct bt_client *c;
+    static const struct ctl_query q = {"allocate", "allocate", allocate_fetch,
+                                       allocate_show, NULL};
     struct bt_allocation a;
-    char *json = NULL;
-    int rc, ex;
+    return ctl_run_query(ctl, argc, argv, &q, &a);
+}
 
-    if (argc > 0)
-        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[0]);
-    if ((ex = ctl_open(ctl, &c)) != 0)
-        return ex;
-    if (ctl->out->raw)
-        rc = bt_call(c, "allocate", NULL, &json);
-    else
-        rc = bt_allocate(c, &a);
-    if (rc < 0) {
-        ex = ctl_fail(c, "allocate", rc);
-    } else {
-        ctl->out->allocate(ctl->out->raw ? NULL : &a, json);
-        ex = CTL_EXIT_OK;
-    }
-    bt_free(json);
-    bt_close(c);
-    return ex;
+struct alloc_list_data {
+    struct bt_allocation *list;
+    size_t count;
+};
+
+static int alloc_list_fetch(struct bt_client *c, void *data)
+{
+    struct alloc_list_data *d = data;
+    return bt_allocation_list(c, &d->list, &d->count);
+}
+
+static void alloc_list_show(const struct output *out, const void *data,
+                            const char *json)
+{
+    const struct alloc_list_data *d = data;
+    out->allocation_list(d != NULL ? d->list : NULL, d != NULL ? d->count : 0,
+                         json);
+}
+
+static void alloc_list_release(void *data)
+{
+    bt_allocation_list_free(((struct alloc_list_data *)data)->list);
 }
 
 int cmd_allocation_list(struct ctl *ctl, int argc, char **argv)
 {
-    const struct command *cmd = ctl_find("allocation-list");
-    struct bt_client *c;
-    struct bt_allocation *list = NULL;
-    size_t count = 0;
-    char *json = NULL;
-    int rc, ex;
-
-    if (argc > 0)
-        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[0]);
-    if ((ex = ctl_open(ctl, &c)) != 0)
-        return ex;
-    if (ctl->out->raw)
-        rc = bt_call(c, "allocation_list", NULL, &json);
-    else
-        rc = bt_allocation_list(c, &list, &count);
-    if (rc < 0) {
-        ex = ctl_fail(c, "allocation-list", rc);
-    } else {
-        ctl->out->allocation_list(list, count, json);
-        ex = CTL_EXIT_OK;
-    }
-    bt_free(json);
-    bt_allocation_list_free(list);
-    bt_close(c);
-    return ex;
+    static const struct ctl_query q = {"allocation-list", "allocation_list",
+                                       alloc_list_fetch, alloc_list_show,
+                                       alloc_list_release};
+    struct alloc_list_data d = {0};
+    return ctl_run_query(ctl, argc, argv, &q, &d);
 }

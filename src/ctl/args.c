@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "utf8.h"
 
 static void args_grow(struct args *a, size_t more)
 {
@@ -148,46 +149,6 @@ bool ctl_check_name(const char *what, const char *field, const char *s)
     return false;
 }
 
-/* Nonzero when s[0..len) is valid UTF-8: no overlong forms, no
- * surrogates, nothing above U+10FFFF. */
-static bool args_utf8_ok(const unsigned char *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char b = p[i];
-        uint32_t cp;
-        size_t n;
-        if (b < 0x80) {
-            i++;
-            continue;
-        }
-        if (b >= 0xc2 && b <= 0xdf) {
-            n = 1;
-            cp = b & 0x1f;
-        } else if (b >= 0xe0 && b <= 0xef) {
-            n = 2;
-            cp = b & 0x0f;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-            n = 3;
-            cp = b & 0x07;
-        } else {
-            return false;
-        }
-        if (len - i <= n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 bool ctl_check_key(const char *what, const char *field, const char *s,
                    bool empty_ok)
 {
@@ -198,7 +159,7 @@ bool ctl_check_key(const char *what, const char *field, const char *s,
     else if (len > BT_KV_KEY_MAX)
         fprintf(stderr, "%s: %s: the %s is %zu bytes; the limit is %d\n",
                 ctl_prog, what, field, len, BT_KV_KEY_MAX);
-    else if (!args_utf8_ok((const unsigned char *)s, len))
+    else if (!bt_utf8_valid(s, len))
         fprintf(stderr, "%s: %s: the %s is not valid UTF-8\n", ctl_prog, what,
                 field);
     else

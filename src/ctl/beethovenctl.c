@@ -349,6 +349,35 @@ int ctl_open(struct ctl *ctl, struct bt_client **c)
     return rc == BT_EINVAL ? CTL_EXIT_USAGE : CTL_EXIT_UNREACHABLE;
 }
 
+int ctl_run_query(struct ctl *ctl, int argc, char **argv,
+                  const struct ctl_query *q, void *data)
+{
+    struct bt_client *c;
+    char *json = NULL;
+    int rc, ex;
+
+    if (argc > 0)
+        return ctl_usage_error(ctl_find(q->name), "unexpected argument '%s'",
+                               argv[0]);
+    if ((ex = ctl_open(ctl, &c)) != 0)
+        return ex;
+    if (ctl->out->raw)
+        rc = bt_call(c, q->request, NULL, &json);
+    else
+        rc = q->fetch(c, data);
+    if (rc < 0) {
+        ex = ctl_fail(c, q->name, rc);
+    } else {
+        q->show(ctl->out, ctl->out->raw ? NULL : data, json);
+        ex = CTL_EXIT_OK;
+    }
+    bt_free(json);
+    if (!ctl->out->raw && rc >= 0 && q->release != NULL)
+        q->release(data);
+    bt_close(c);
+    return ex;
+}
+
 /* Reports a failed call and picks the exit code. */
 int ctl_fail(struct bt_client *c, const char *what, int rc)
 {
@@ -575,33 +604,35 @@ static int cmd_ready(struct ctl *ctl, int argc, char **argv)
     return ready ? CTL_EXIT_OK : CTL_EXIT_NEGATIVE;
 }
 
+struct roles_data {
+    struct bt_role *roles;
+    size_t count;
+};
+
+static int roles_fetch(struct bt_client *c, void *data)
+{
+    struct roles_data *d = data;
+    return bt_roles(c, &d->roles, &d->count);
+}
+
+static void roles_show(const struct output *out, const void *data,
+                       const char *json)
+{
+    const struct roles_data *d = data;
+    out->roles(d != NULL ? d->roles : NULL, d != NULL ? d->count : 0, json);
+}
+
+static void roles_release(void *data)
+{
+    bt_roles_free(((struct roles_data *)data)->roles);
+}
+
 static int cmd_roles(struct ctl *ctl, int argc, char **argv)
 {
-    const struct command *cmd = ctl_find("roles");
-    struct bt_client *c;
-    struct bt_role *roles = NULL;
-    size_t count = 0;
-    char *json = NULL;
-    int rc, ex;
-
-    if (argc > 0)
-        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[0]);
-    if ((ex = ctl_open(ctl, &c)) != 0)
-        return ex;
-    if (ctl->out->raw)
-        rc = bt_call(c, "roles", NULL, &json);
-    else
-        rc = bt_roles(c, &roles, &count);
-    if (rc < 0) {
-        ex = ctl_fail(c, "roles", rc);
-    } else {
-        ctl->out->roles(roles, count, json);
-        ex = CTL_EXIT_OK;
-    }
-    bt_free(json);
-    bt_roles_free(roles);
-    bt_close(c);
-    return ex;
+    static const struct ctl_query q = {"roles", "roles", roles_fetch,
+                                       roles_show, roles_release};
+    struct roles_data d = {0};
+    return ctl_run_query(ctl, argc, argv, &q, &d);
 }
 
 /* {"key":"value"} with value escaped as a JSON string (malloc'd). */

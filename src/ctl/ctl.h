@@ -102,6 +102,21 @@ int ctl_fail_input(struct bt_client *c, const char *what, int rc);
 /* Makes SIGINT and SIGTERM set ctl_interrupted. */
 void ctl_catch_signals(void);
 
+/* A command without arguments that asks the daemon one thing: with
+ * --json the daemon's result as it is (request), else the typed call
+ * fetch() into data, shown by show() and released by release() (NULL
+ * when there is nothing to free). */
+struct ctl_query {
+    const char *name;    /* the command, for usage and errors */
+    const char *request; /* the control command */
+    int (*fetch)(struct bt_client *c, void *data);
+    void (*show)(const struct output *out, const void *data, const char *json);
+    void (*release)(void *data);
+};
+/* Runs q (argc must be 0) and returns the exit code. */
+int ctl_run_query(struct ctl *ctl, int argc, char **argv,
+                  const struct ctl_query *q, void *data);
+
 /* Command handlers of alloc.c and kv.c. */
 int cmd_hw(struct ctl *ctl, int argc, char **argv);
 int cmd_signal(struct ctl *ctl, int argc, char **argv);

@@ -3,6 +3,7 @@
  * validation and encoding, deterministic apply, snapshot and restore. Pure:
  * sorted arrays, no I/O, no clock, no logging. */
 #include "table.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,49 +72,6 @@ static struct quoted quote(const char *s)
 
 /* ---- text rules -------------------------------------------------------- */
 
-/* Well-formed UTF-8 (no overlongs, surrogates or code points past
- * U+10FFFF) without NUL bytes. */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i], cp;
-        size_t need;
-        if (c < 0x80) {
-            if (c == 0)
-                return false;
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i - 1 < need)
-            return false;
-        for (size_t k = 1; k <= need; k++) {
-            unsigned cc = s[i + k];
-            if ((cc & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (cc & 0x3f);
-        }
-        if (need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-            return false;
-        if (need == 3 && (cp < 0x10000 || cp > 0x10ffff))
-            return false;
-        i += need + 1;
-    }
-    return true;
-}
-
 /* s: min..max bytes of UTF-8. */
 static int text_check(const char *what, const char *s, size_t min, size_t max,
                       char *msg, size_t msglen)
@@ -132,7 +90,7 @@ static int text_check(const char *what, const char *s, size_t min, size_t max,
         setmsg(msg, msglen, "%s: longer than %zu bytes", what, max);
         return BT_EINVAL;
     }
-    if (!utf8_valid((const unsigned char *)s, n)) {
+    if (!bt_utf8_valid((const unsigned char *)s, n)) {
         setmsg(msg, msglen, "%s: not valid UTF-8", what);
         return BT_EINVAL;
     }
@@ -1724,7 +1682,7 @@ static char *r_str(struct rbuf *r, size_t min, size_t max)
     size_t n = (size_t)r_uint(r, 4);
     char *s;
     if (r->bad || n < min || n > max || r->len - r->off < n ||
-        !utf8_valid(r->p + r->off, n)) {
+        !bt_utf8_valid(r->p + r->off, n)) {
         r->bad = true;
         return NULL;
     }

@@ -9,6 +9,8 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+
+#include "utf8.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -138,9 +140,5 @@ int btc_field_double(struct json_object *o, const char *key, double *dst,
 
 /* Names of tables, signals (and roles): 1..63 bytes of [A-Za-z0-9_.-]. */
 bool btc_name_ok(const char *s);
-
-/* Nonzero when s[0..len) is valid UTF-8 (no overlong forms, no
- * surrogates). */
-bool btc_utf8_ok(const char *s, size_t len);
 
 #endif

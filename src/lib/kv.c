@@ -127,7 +127,7 @@ static int kv_check_key(struct bt_client *c, const char *what, const char *key,
                       field, len, BT_KV_KEY_MAX);
         return BT_EINVAL;
     }
-    if (!btc_utf8_ok(key, len)) {
+    if (!bt_utf8_valid(key, len)) {
         btc_set_error(c, "%s: the %s is not valid UTF-8", what, field);
         return BT_EINVAL;
     }
