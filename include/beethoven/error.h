@@ -30,7 +30,7 @@ extern "C" {
     X(BT_ENOTLEADER, -10017, "not the Raft leader")                            \
     X(BT_EBUSY, -10018, "busy, try again")                                     \
     X(BT_EUNAVAIL, -10019, "no Raft leader reachable")                         \
-    X(BT_ESTATE, -10020, "not allowed in the current state")                  \
+    X(BT_ESTATE, -10020, "not allowed in the current state")                   \
     X(BT_ECONFLICT, -10021, "version conflict")
 
 enum {

@@ -74,11 +74,6 @@ struct rm_kv_req {
 
 static void rm_kv_reads(struct rolemgr *rm, monotime_t now);
 
-static const char *rm_kv_type_name(enum table_kv_type t)
-{
-    return table_kv_type_str(t);
-}
-
 /* --- replies ---------------------------------------------------------------
  */
 
@@ -320,15 +315,43 @@ static void rm_kv_add_value(struct json_object *o, const struct table_kv *e)
     json_object_object_add(o, "value", v);
 }
 
+static bool rm_kv_b64_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+/* Strict RFC 4648 base64 with padding. Returns the decoded length, or
+ * -1 (the byte offset of the problem in *bad). */
+static long rm_kv_b64_len(const char *s, size_t n, size_t *bad)
+{
+    size_t pad = 0;
+    if (n % 4 != 0) {
+        *bad = n;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '=')) {
+            pad++;
+            continue;
+        }
+        if (!rm_kv_b64_char(c) || pad > 0) {
+            *bad = i;
+            return -1;
+        }
+    }
+    return (long)(n / 4 * 3 - pad);
+}
+
 /* A value's size: raw bytes for a bytes value, JSON text otherwise. */
 static size_t rm_kv_raw_len(const struct table_kv *e)
 {
-    size_t n = e->value_len;
-    if (e->type != TABLE_KV_BYTES || n % 4 != 0)
-        return n;
-    size_t pad = n >= 1 && e->value[n - 1] == '=' ? 1 : 0;
-    pad += n >= 2 && e->value[n - 2] == '=' ? 1 : 0;
-    return n / 4 * 3 - pad;
+    size_t bad;
+    long raw = e->type == TABLE_KV_BYTES
+                   ? rm_kv_b64_len(e->value, e->value_len, &bad)
+                   : -1;
+    return raw >= 0 ? (size_t)raw : e->value_len;
 }
 
 static struct json_object *
@@ -339,7 +362,7 @@ rm_kv_entry_json(const char *table, const struct table_kv *e, bool value)
         json_object_object_add(o, "table", json_object_new_string(table));
     json_object_object_add(o, "key", json_object_new_string(e->key));
     json_object_object_add(o, "type",
-                           json_object_new_string(rm_kv_type_name(e->type)));
+                           json_object_new_string(table_kv_type_str(e->type)));
     json_object_object_add(o, "version",
                            json_object_new_int64((int64_t)e->version));
     json_object_object_add(o, "bytes",
@@ -368,7 +391,7 @@ void rm_kv_applied(struct rolemgr *rm, const struct table_result *res)
             if (e != NULL) {
                 json_object_object_add(
                     o, "type",
-                    json_object_new_string(rm_kv_type_name(e->type)));
+                    json_object_new_string(table_kv_type_str(e->type)));
                 rm_kv_add_value(o, e);
             }
             json_object_object_add(
@@ -378,7 +401,8 @@ void rm_kv_applied(struct rolemgr *rm, const struct table_result *res)
                                json_object_new_int64((int64_t)res->revision));
         rm->hooks.on_kv(rm->hooks.ctx, res->kv_table, res->key, o);
     }
-    rm_kv_reads(rm, monotime_now());
+    if (rm->kv_reads != NULL)
+        rm_kv_reads(rm, monotime_now());
 }
 
 void rm_kv_restored(struct rolemgr *rm)
@@ -482,35 +506,6 @@ static int rm_kv_names(const char *cmd, struct json_object *args,
         return BT_EINVAL;
     }
     return 0;
-}
-
-static bool rm_kv_b64_char(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
-/* Strict RFC 4648 base64 with padding. Returns the decoded length, or
- * -1 (the byte offset of the problem in *bad). */
-static long rm_kv_b64_len(const char *s, size_t n, size_t *bad)
-{
-    size_t pad = 0;
-    if (n % 4 != 0) {
-        *bad = n;
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '=')) {
-            pad++;
-            continue;
-        }
-        if (!rm_kv_b64_char(c) || pad > 0) {
-            *bad = i;
-            return -1;
-        }
-    }
-    return (long)(n / 4 * 3 - pad);
 }
 
 /* Checks a JSON value: nested at most RM_KV_DEPTH_MAX levels ([1] is 1),
@@ -669,12 +664,6 @@ static int rm_kv_write(struct rolemgr *rm, enum table_op op,
                  "started)",
                  cmd);
         return BT_ESTATE;
-    }
-    if (rm->n_kv_reqs >= RM_KV_PENDING_MAX) {
-        free(owned);
-        snprintf(msg, msglen, "%s: %d writes are already waiting; try again",
-                 cmd, RM_KV_PENDING_MAX);
-        return BT_EBUSY;
     }
     c.u.kv.table = table;
     c.u.kv.key = key;

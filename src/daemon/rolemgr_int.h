@@ -34,7 +34,6 @@
 #define RM_CRASH_MEMORY_MS 300000  /* a crash loop moved away is remembered */
 #define RM_PRUNE_MS 10000          /* forget what peers said once forgotten */
 #define RM_RAFT_RETRY_MS 5000      /* after Raft failed to start */
-#define RM_KV_PENDING_MAX 1024     /* kv writes waiting for Raft */
 
 enum rm_drain_state {
     DRAIN_NONE = 0,

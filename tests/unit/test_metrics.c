@@ -264,6 +264,14 @@ static const char *const all_metrics[] = {
     "beethoven_imds_poll_failing",
     "beethoven_azure_evicting",
     "beethoven_azure_events",
+    "beethoven_score",
+    "beethoven_cpu_percent",
+    "beethoven_ram_percent",
+    "beethoven_signal_value",
+    "beethoven_signal_contribution",
+    "beethoven_kv_keys",
+    "beethoven_kv_bytes",
+    "beethoven_kv_tables",
 };
 
 /* A snapshot as main.c builds it: three members, two roles, Azure on. */
@@ -304,6 +312,9 @@ static const char full_json[] =
     "\"events\":[{\"event_id\":\"A\",\"mine\":true},"
     "{\"event_id\":\"B\",\"mine\":false},{\"event_id\":\"C\",\"mine\":false}],"
     "\"eviction\":{\"active\":true}},"
+    "\"signals\":{\"score\":12.5,\"signals\":[{\"name\":\"cpu\","
+    "\"type\":\"percent\",\"value\":10,\"contribution\":1.65}]},"
+    "\"hw\":{\"cpu\":{\"percent\":10},\"ram\":{\"percent\":40}},"
     "\"stats\":{\"scans_total\":4,\"scan_last_ms\":250,\"scan_ms_total\":1234,"
     "\"failovers_total\":5,\"drains_total\":2,\"drain_last_ms\":655,"
     "\"drain_ms_total\":1310,\"drains_failed_total\":1}}";
